@@ -1,0 +1,202 @@
+"""arq jobs: plan a campaign, run its send lanes, reconcile what a crash or a lost Redis left.
+
+Redis only carries work: every job can be lost and the reconciler rebuilds it from the
+database (stuck ``sending`` rows back to ``pending``, lanes of running campaigns re-queued,
+stored inbound messages that were never processed run through the engine again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq import Retry, cron
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter import models
+from callcenter.campaigns.sender import Sender
+from callcenter.campaigns.service import epoch_key, move, plan
+from callcenter.db import make_engine
+from callcenter.redis_conn import redis_url
+from callcenter.settings import Settings, get_settings
+from callcenter.sms.gateways import make_gateway
+from callcenter.sms.gateways.base import Gateway, OutboundSms
+from callcenter.sms.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+D = models.Delivery.__table__
+K = models.Campaign.__table__
+LANES = 4
+
+
+@dataclass
+class Runtime:
+    """What every job needs, built once per worker process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    redis: ArqRedis
+    gateway: Gateway
+    sender: Sender
+    inbox: Inbox
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, redis: ArqRedis | None = None, gateway: Gateway | None = None
+    ) -> Runtime:
+        engine = make_engine(settings)
+        redis = redis or await create_pool(RedisSettings.from_dsn(redis_url(settings)))
+        gateway = gateway or make_gateway(settings, redis)
+        return cls(
+            settings, engine, redis, gateway, Sender(engine, redis, gateway, settings), Inbox(engine, settings)
+        )
+
+    async def close(self) -> None:
+        await self.gateway.aclose()
+        await self.engine.dispose()
+
+
+async def enqueue_lanes(redis: ArqRedis, campaign_id: int, lanes: int = LANES) -> int:
+    """Queue the campaign's send lanes for the current epoch (duplicates are refused by arq)."""
+    epoch = int(await redis.get(epoch_key(campaign_id)) or 0)
+    queued = 0
+    for lane in range(lanes):
+        job = await redis.enqueue_job(
+            "send_lane", campaign_id, _job_id=f"send:{campaign_id}:{epoch}:{lane}"
+        )
+        queued += job is not None
+    return queued
+
+
+async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str) -> int:
+    """Plan the outbox, mark the campaign running and queue its lanes; returns planned rows."""
+    planned = await plan(rt.engine, campaign_id)
+    await move(rt.engine, rt.redis, campaign_id, "running", actor=actor)
+    await enqueue_lanes(rt.redis, campaign_id)
+    return planned
+
+
+# -- job functions ------------------------------------------------------------------------
+
+
+async def send_lane(ctx: dict[str, Any], campaign_id: int) -> dict[str, Any]:
+    rt: Runtime = ctx["rt"]
+    result = await rt.sender.run_lane(campaign_id)
+    if result.resume_at is not None and result.stopped is None:
+        wait = max(0.5, (result.resume_at - datetime.now(UTC)).total_seconds())
+        raise Retry(defer=timedelta(seconds=wait))
+    return {"sent": result.sent, "failed": result.failed, "stopped": result.stopped}
+
+
+async def plan_campaign(ctx: dict[str, Any], campaign_id: int, actor: str = "system") -> int:
+    return await start_campaign(ctx["rt"], campaign_id, actor=actor)
+
+
+async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
+    return await reconcile_once(ctx["rt"])
+
+
+async def reconcile_once(rt: Runtime) -> dict[str, int]:
+    """Rebuild lost work from the database (safe to run any time, in any number of workers)."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=rt.settings.reconcile_after_s)
+    async with rt.engine.begin() as conn:
+        released = (
+            await conn.execute(
+                update(D)
+                .where(D.c.status == "sending", D.c.claimed_at < cutoff)
+                .values(status="pending", claimed_at=None)
+            )
+        ).rowcount
+        running = [
+            int(cid)
+            for cid in (
+                await conn.execute(select(K.c.id).where(K.c.status == "running"))
+            ).scalars()
+        ]
+    lanes = 0
+    for campaign_id in running:
+        await rt.redis.set(f"campaign:{campaign_id}:status", "running")
+        lanes += await enqueue_lanes(rt.redis, campaign_id)
+    replies = 0
+    for _id, phone, outcome in await rt.inbox.reprocess_stuck(cutoff):
+        if outcome.reply:
+            await rt.gateway.send_many([OutboundSms(phone, outcome.reply, f"m{_id}")])
+            replies += 1
+    if released or replies:
+        log.warning("reconciled: %s deliveries released, %s replies recovered", released, replies)
+    return {"released": int(released or 0), "lanes": lanes, "replies": replies}
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+async def _startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    ctx["rt"] = await Runtime.start(settings, ctx["redis"], ctx.get("gateway"))
+    await reconcile_once(ctx["rt"])
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    if "rt" in ctx:
+        await ctx["rt"].close()
+
+
+def make_worker(
+    settings: Settings, *, burst: bool = False, max_jobs: int = 16, gateway: Gateway | None = None
+) -> Worker:
+    return Worker(
+        functions=[
+            func(send_lane, max_tries=100_000, keep_result=0, timeout=24 * 3600),  # type: ignore[arg-type]
+            func(plan_campaign, max_tries=3, keep_result=0),  # type: ignore[arg-type]
+            func(reconcile, keep_result=0),  # type: ignore[arg-type]
+        ],
+        cron_jobs=[cron(reconcile, second=set(range(0, 60, 15)), run_at_startup=False, keep_result=0)],  # type: ignore[arg-type]
+        redis_settings=RedisSettings.from_dsn(redis_url(settings)),
+        on_startup=_startup,
+        on_shutdown=_shutdown,
+        ctx={"settings": settings, "gateway": gateway},
+        burst=burst,
+        max_jobs=max_jobs,
+        poll_delay=0.05,
+        handle_signals=False,
+        job_timeout=24 * 3600,
+    )
+
+
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event | None = None, gateway: Gateway | None = None
+) -> None:
+    """Run the worker; if Redis goes away, wait and start again (jobs are rebuilt on start)."""
+    stop = stop or asyncio.Event()
+    delay = 0.5
+    while not stop.is_set():
+        worker = make_worker(settings, gateway=gateway)
+        runner = asyncio.create_task(worker.async_run())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if runner in done:
+                runner.result()
+                delay = 0.5
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        finally:
+            stopper.cancel()
+            if not runner.done():
+                runner.cancel()
+            await asyncio.gather(runner, stopper, return_exceptions=True)
+            try:
+                await worker.close()
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                log.debug("closing a worker whose Redis is gone")

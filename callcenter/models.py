@@ -1,0 +1,225 @@
+"""Database tables (SQLModel). The database is the source of truth; Redis only carries work.
+
+Status columns say in a comment which values are final and which are retried.
+Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT ids.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id() -> Any:
+    return Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+    )
+
+
+def _created() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, default=utcnow),
+    )
+
+
+def _json(default: Any) -> Any:
+    def fresh() -> Any:
+        return type(default)(default)
+
+    return Field(default_factory=fresh, sa_column=Column(JSON, nullable=False, default=fresh))
+
+
+def _fk(target: str, *, nullable: bool = False, index: bool = True) -> Any:
+    from sqlalchemy import ForeignKey
+
+    return Field(
+        default=None,
+        sa_column=Column(BigId, ForeignKey(target), nullable=nullable, index=index),
+    )
+
+
+class Municipality(SQLModel, table=True):
+    id: int | None = _id()
+    code: str = Field(max_length=64, unique=True, index=True)
+    name_ar: str = Field(max_length=200)
+    name_en: str = Field(default="", max_length=200)
+
+
+class Citizen(SQLModel, table=True):
+    id: int | None = _id()
+    phone: str = Field(max_length=20, unique=True, index=True)  # E.164
+    municipality_id: int | None = _fk("municipality.id", nullable=True)
+    language: str = Field(default="ar", max_length=2)
+    opted_out_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+
+class Inquiry(SQLModel, table=True):
+    id: int | None = _id()
+    slug: str = Field(max_length=100, unique=True, index=True)
+    title_ar: str = Field(max_length=300)
+    title_en: str = Field(default="", max_length=300)
+    intro_ar: str = Field(default="", max_length=1000)
+    intro_en: str = Field(default="", max_length=1000)
+    thanks_ar: str = Field(default="", max_length=1000)
+    thanks_en: str = Field(default="", max_length=1000)
+    # draft -> scheduled -> running <-> paused -> closed (see inquiry.definition.STATUS_MOVES)
+    status: str = Field(default="draft", max_length=16, index=True)
+    scheduled_at: datetime | None = _ts()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Question(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("inquiry_id", "key"),)
+    id: int | None = _id()
+    inquiry_id: int = _fk("inquiry.id")
+    position: int
+    key: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # choice | rating | yes_no | number | text
+    text_ar: str = Field(max_length=1000)
+    text_en: str = Field(default="", max_length=1000)
+    options: list[dict[str, Any]] = _json([])
+    min_value: int | None = None
+    max_value: int | None = None
+    retries: int = 2
+    next: dict[str, str] = _json({})
+
+
+class Campaign(SQLModel, table=True):
+    id: int | None = _id()
+    inquiry_id: int = _fk("inquiry.id")
+    channel: str = Field(default="sms", max_length=8)  # sms | voice
+    gateway: str = Field(default="loopback", max_length=16)
+    audience: dict[str, Any] = _json({})  # {"municipalities": [...], "languages": [...]}
+    # draft -> planning -> running <-> paused -> done | cancelled (final)
+    status: str = Field(default="draft", max_length=16, index=True)
+    rate_per_s: float | None = None  # None: the gateway's setting
+    max_attempts: int = 4
+    quiet_start: str | None = Field(default=None, max_length=5)  # "21:00"; None: settings
+    quiet_end: str | None = Field(default=None, max_length=5)
+    planned: int = 0
+    created_at: datetime = _created()
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class Delivery(SQLModel, table=True):
+    """One citizen in one campaign: the outbox row."""
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "citizen_id"),
+        Index("ix_delivery_campaign_status", "campaign_id", "status"),
+    )
+    id: int | None = _id()
+    campaign_id: int = _fk("campaign.id", index=False)
+    citizen_id: int = _fk("citizen.id")
+    # pending (waits for a worker; retried) | sending (claimed; reconciled if stuck)
+    # | sent | delivered (final, good) | failed (final) | skipped (opted out; final)
+    # | cancelled (final)
+    status: str = Field(default="pending", max_length=12)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    claimed_at: datetime | None = _ts()
+    gateway_id: str | None = Field(default=None, max_length=100, index=True)
+    segments: int | None = None
+    encoding: str | None = Field(default=None, max_length=8)
+    error: str | None = Field(default=None, max_length=300)
+    sent_at: datetime | None = _ts()
+    delivered_at: datetime | None = _ts()
+
+
+class InquirySession(SQLModel, table=True):
+    """A citizen's progress through an inquiry, shared by every channel."""
+
+    __tablename__ = "inquiry_session"
+    __table_args__ = (UniqueConstraint("inquiry_id", "citizen_id"),)
+    id: int | None = _id()
+    inquiry_id: int = _fk("inquiry.id", index=False)
+    citizen_id: int = _fk("citizen.id")
+    channel: str = Field(default="sms", max_length=8)  # channel of the last input
+    language: str = Field(default="ar", max_length=2)
+    question_key: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    answered: dict[str, str] = _json({})  # question key -> value, answered on any channel
+    # active | completed | opted_out (completed is final; opted_out until START)
+    status: str = Field(default="active", max_length=12)
+    started_at: datetime = _created()
+    updated_at: datetime = _created()
+    completed_at: datetime | None = _ts()
+
+
+class Answer(SQLModel, table=True):
+    """One answer per (inquiry, question, citizen), whatever the channel."""
+
+    __table_args__ = (UniqueConstraint("inquiry_id", "question_id", "citizen_id"),)
+    id: int | None = _id()
+    inquiry_id: int = _fk("inquiry.id", index=False)
+    question_id: int = _fk("question.id")
+    citizen_id: int = _fk("citizen.id")
+    session_id: int | None = _fk("inquiry_session.id", nullable=True, index=False)
+    channel: str = Field(max_length=8)  # sms | voice
+    raw: str = Field(default="", max_length=2000)
+    value: str = Field(max_length=1000)
+    number: float | None = None
+    message_id: int | None = Field(default=None, unique=True)  # the inbound Message
+    created_at: datetime = _created()
+
+
+class Message(SQLModel, table=True):
+    """The SMS log: every inbound message first, and conversational replies."""
+
+    __table_args__ = (UniqueConstraint("gateway", "gateway_id"),)
+    id: int | None = _id()
+    direction: str = Field(max_length=3)  # in | out
+    gateway: str = Field(max_length=16)
+    gateway_id: str | None = Field(default=None, max_length=100)
+    phone: str = Field(max_length=20, index=True)  # E.164 (or the raw sender if not a number)
+    citizen_id: int | None = _fk("citizen.id", nullable=True, index=False)
+    session_id: int | None = _fk("inquiry_session.id", nullable=True, index=False)
+    body: str = Field(max_length=2000)
+    reply: str | None = Field(default=None, max_length=2000)  # our inline answer to an inbound
+    encoding: str | None = Field(default=None, max_length=8)
+    segments: int | None = None
+    # in: received -> processed (final) | failed (retried by the reconciler)
+    # out: queued -> sent -> delivered (final) | failed (final)
+    status: str = Field(default="received", max_length=12)
+    error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _created()
+    processed_at: datetime | None = _ts()
+
+
+class OptOut(SQLModel, table=True):
+    """The history of opt-outs and re-joins (Citizen.opted_out_at is the fast check)."""
+
+    id: int | None = _id()
+    citizen_id: int = _fk("citizen.id")
+    action: str = Field(max_length=8)  # out | in
+    channel: str = Field(max_length=8)
+    message_id: int | None = None
+    created_at: datetime = _created()
+
+
+class AuditLog(SQLModel, table=True):
+    id: int | None = _id()
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64, index=True)
+    target: str = Field(default="", max_length=200)
+    details: dict[str, Any] = _json({})
+    created_at: datetime = _created()

@@ -1,0 +1,178 @@
+"""Where gateways call us back: inbound replies and delivery reports.
+
+Every route only translates: it checks the caller, turns the request into an
+``InboundSms`` or ``StatusReport`` and hands it to the engine's ``SmsInbox``
+(``request.app.state.inbox``), which stores first and decides the reply.
+
+The Twilio inbound route is the hot path of a poll (thousands of replies a second in the
+minutes after a send), so it reads the body once, parses it with ``parse_qsl`` instead of
+the general multipart machinery, validates once and awaits nothing but the inbox.
+
+Usage: ``app.include_router(make_router(settings))`` with ``app.state.inbox`` set.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from callcenter.settings import Settings
+from callcenter.sms.gateways.base import DeliveryState, InboundSms, SmsInbox, StatusReport
+from callcenter.sms.gateways.twilio import INBOUND_PATH, STATUS_CALLBACK_PATH, validate_request
+
+log = logging.getLogger(__name__)
+
+# Twilio's MessageStatus values. Intermediate ones only confirm the hand-over; the final
+# ones (delivered/read, failed/undelivered/canceled) are not followed by another report.
+TWILIO_STATES: dict[str, DeliveryState] = {
+    "accepted": "sent",
+    "scheduled": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "failed": "failed",
+    "undelivered": "failed",
+    "canceled": "failed",
+}
+
+_XML = "application/xml"
+
+
+class LoopbackInbound(BaseModel):
+    """A reply injected by the simulator or a test, as a real operator would send it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    sender: str = Field(alias="from")
+    to: str = ""
+    body: str
+
+
+class LoopbackStatus(BaseModel):
+    ref: str | None = None
+    id: str | None = None
+    state: DeliveryState
+    error: str | None = None
+
+    @model_validator(mode="after")
+    def _names_a_message(self) -> LoopbackStatus:
+        if self.ref is None and self.id is None:
+            raise ValueError("give ref or id")
+        return self
+
+
+def _inbox(request: Request) -> SmsInbox:
+    inbox: SmsInbox = request.app.state.inbox
+    return inbox
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+async def _signed_form(request: Request, settings: Settings) -> dict[str, str] | None:
+    """The form fields of a request Twilio signed, or None when the signature is wrong.
+
+    The signed URL is the public one (``settings.public_base_url``): behind a proxy the
+    URL this process sees has another scheme, host or port.
+    """
+    body = await request.body()
+    params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    url = settings.public_base_url.rstrip("/") + request.scope["path"]
+    query: bytes = request.scope.get("query_string", b"")
+    if query:
+        url += "?" + query.decode("latin-1")
+    signature = request.headers.get("x-twilio-signature")
+    return params if validate_request(settings, url, params, signature) else None
+
+
+def _twiml(reply: str | None) -> Response:
+    twiml = MessagingResponse()
+    if reply is not None:
+        twiml.message(reply)
+    return Response(content=twiml.to_xml(), media_type=_XML)
+
+
+def make_router(settings: Settings) -> APIRouter:
+    """The webhook routes; the loopback ones only where the loopback gateway may be used."""
+    router = APIRouter(tags=["sms webhooks"])
+
+    @router.post(INBOUND_PATH, response_class=Response)
+    async def twilio_inbound(request: Request) -> Response:
+        """A citizen's reply; the TwiML answer carries the inline reply, if any."""
+        form = await _signed_form(request, settings)
+        if form is None:
+            return _error(403, "invalid_signature", "X-Twilio-Signature missing or wrong")
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        sender = form.get("From")
+        if not sid or not sender:
+            return _error(400, "bad_request", "MessageSid and From are required")
+        sms = InboundSms(
+            gateway="twilio",
+            gateway_id=sid,
+            sender=sender,
+            body=form.get("Body", ""),
+            to=form.get("To", ""),
+        )
+        return _twiml(await _inbox(request).receive(sms))
+
+    @router.post(STATUS_CALLBACK_PATH, status_code=204, response_class=Response)
+    async def twilio_status(request: Request) -> Response:
+        """A delivery report for a message we sent (``status_callback`` of ``create``)."""
+        form = await _signed_form(request, settings)
+        if form is None:
+            return _error(403, "invalid_signature", "X-Twilio-Signature missing or wrong")
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+        if not sid:
+            return _error(400, "bad_request", "MessageSid is required")
+        state = TWILIO_STATES.get(status)
+        if state is None:
+            # A status Twilio added later: acknowledge it, or Twilio keeps calling.
+            log.warning("ignoring Twilio status %r for %s", status, sid)
+            return Response(status_code=204)
+        error = None
+        if state == "failed":
+            error = form.get("ErrorCode") or status
+        report = StatusReport(gateway="twilio", state=state, gateway_id=sid, error=error)
+        await _inbox(request).status(report)
+        return Response(status_code=204)
+
+    if settings.sms_gateway == "loopback" or settings.env != "production":
+
+        @router.post("/sms/loopback/inbound")
+        async def loopback_inbound(
+            payload: LoopbackInbound, request: Request
+        ) -> dict[str, str | None]:
+            """A simulated reply; the inline reply comes back as JSON."""
+            sms = InboundSms(
+                gateway="loopback",
+                gateway_id=payload.id,
+                sender=payload.sender,
+                body=payload.body,
+                to=payload.to,
+            )
+            return {"reply": await _inbox(request).receive(sms)}
+
+        @router.post("/sms/loopback/status", status_code=204, response_class=Response)
+        async def loopback_status(payload: LoopbackStatus, request: Request) -> Response:
+            """A simulated delivery report."""
+            report = StatusReport(
+                gateway="loopback",
+                state=payload.state,
+                ref=payload.ref,
+                gateway_id=payload.id,
+                error=payload.error,
+            )
+            await _inbox(request).status(report)
+            return Response(status_code=204)
+
+    return router

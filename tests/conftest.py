@@ -1,0 +1,125 @@
+"""Fixtures on the real thing: a fresh PostgreSQL database per test session, a scratch SQLite
+file, and a dedicated Redis database, each migrated or flushed, and cleaned up afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from callcenter.db import make_engine, make_sessionmaker
+from callcenter.migrate import upgrade
+from callcenter.settings import Settings
+
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Tables in the order they can be emptied (children first).
+TABLES = (
+    "answer", "optout", "message", "delivery", "inquiry_session", "campaign", "question",
+    "inquiry", "citizen", "municipality", "auditlog",
+)
+
+
+@pytest.fixture(scope="session")
+async def pg_database() -> AsyncIterator[str]:
+    """A throw-away PostgreSQL database for this test session."""
+    name = f"cc_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> int:
+    """Each xdist-less session uses one Redis database (1..14), chosen by pid to avoid clashes."""
+    return 1 + os.getpid() % 14
+
+
+def make_settings(tmp: Path, database_url: str, redis_db: int, **extra: object) -> Settings:
+    return Settings(
+        env="test",
+        data_dir=tmp,
+        database_url=database_url,
+        redis_url=f"{REDIS_URL}/{redis_db}",
+        quiet_start=None,
+        quiet_end=None,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+async def pg_engine(pg_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(Settings(env="test", database_url=pg_database))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AsyncEngine]:
+    path = tmp_path_factory.mktemp("sqlite") / "test.db"
+    engine = make_engine(Settings(env="test", database_url=f"sqlite:///{path}"))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def truncate(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in TABLES:
+                await conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def engine(
+    request: pytest.FixtureRequest, pg_engine: AsyncEngine, sqlite_engine: AsyncEngine
+) -> AsyncIterator[AsyncEngine]:
+    """The test runs once on PostgreSQL and once on SQLite, on empty tables."""
+    eng = pg_engine if request.param == "postgresql" else sqlite_engine
+    await truncate(eng)
+    yield eng
+
+
+@pytest.fixture
+async def pg(pg_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """PostgreSQL only (COPY, concurrency), on empty tables."""
+    await truncate(pg_engine)
+    yield pg_engine
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+async def redis(redis_db: int) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(f"{REDIS_URL}/{redis_db}")
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, engine: AsyncEngine, redis_db: int) -> Settings:
+    return make_settings(tmp_path, engine.url.render_as_string(hide_password=False), redis_db)
