@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from callcenter import models
 from callcenter.audit import audit
@@ -29,14 +30,14 @@ async def create_inquiry(
 ) -> models.Inquiry:
     """Store a new inquiry (draft). A draft with the same slug may be replaced; others not."""
     existing = (
-        await session.execute(select(models.Inquiry).where(models.Inquiry.slug == data.slug))
+        await session.execute(select(models.Inquiry).where(col(models.Inquiry.slug) == data.slug))
     ).scalar_one_or_none()
     if existing is not None:
         if not replace_draft or existing.status != InquiryStatus.DRAFT:
             raise Conflict(f"inquiry {data.slug!r} exists ({existing.status})", slug=data.slug)
         for q in (
             await session.execute(
-                select(models.Question).where(models.Question.inquiry_id == existing.id)
+                select(models.Question).where(col(models.Question.inquiry_id) == existing.id)
             )
         ).scalars():
             await session.delete(q)
@@ -51,20 +52,20 @@ async def create_inquiry(
     row.updated_at = utcnow()
     await session.flush()
     assert row.id is not None
-    for position, q in enumerate(data.questions):
+    for position, given in enumerate(data.questions):
         session.add(
             models.Question(
                 inquiry_id=row.id,
                 position=position,
-                key=q.key,
-                kind=q.kind.value,
-                text_ar=q.text.ar,
-                text_en=q.text.en,
-                options=[o.model_dump() for o in q.options],
-                min_value=q.min,
-                max_value=q.max,
-                retries=q.retries,
-                next=dict(q.next),
+                key=given.key,
+                kind=given.kind.value,
+                text_ar=given.text.ar,
+                text_en=given.text.en,
+                options=[o.model_dump() for o in given.options],
+                min_value=given.min,
+                max_value=given.max,
+                retries=given.retries,
+                next=dict(given.next),
             )
         )
     audit(session, actor=actor, action="inquiry.create", target=data.slug)
@@ -87,8 +88,8 @@ async def load_definition(session: AsyncSession, ref: int | str) -> Inquiry:
     questions = (
         await session.execute(
             select(models.Question)
-            .where(models.Question.inquiry_id == row.id)
-            .order_by(models.Question.position)
+            .where(col(models.Question.inquiry_id) == row.id)
+            .order_by(col(models.Question.position))
         )
     ).scalars()
     return to_definition(row, list(questions))

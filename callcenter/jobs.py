@@ -33,8 +33,8 @@ from callcenter.sms.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
-D = models.Delivery.__table__
-K = models.Campaign.__table__
+D = models.table(models.Delivery)
+K = models.table(models.Campaign)
 LANES = 4
 
 
@@ -57,10 +57,16 @@ class Runtime:
         redis = redis or await create_pool(RedisSettings.from_dsn(redis_url(settings)))
         gateway = gateway or make_gateway(settings, redis)
         return cls(
-            settings, engine, redis, gateway, Sender(engine, redis, gateway, settings), Inbox(engine, settings)
+            settings,
+            engine,
+            redis,
+            gateway,
+            Sender(engine, redis, gateway, settings),
+            Inbox(engine, settings),
         )
 
     async def close(self) -> None:
+        await self.inbox.aclose()
         await self.gateway.aclose()
         await self.engine.dispose()
 
@@ -70,9 +76,7 @@ async def enqueue_lanes(redis: ArqRedis, campaign_id: int, lanes: int = LANES) -
     epoch = int(await redis.get(epoch_key(campaign_id)) or 0)
     queued = 0
     for lane in range(lanes):
-        job = await redis.enqueue_job(
-            "send_lane", campaign_id, _job_id=f"send:{campaign_id}:{epoch}:{lane}"
-        )
+        job = await redis.enqueue_job("send_lane", campaign_id, _job_id=f"send:{campaign_id}:{epoch}:{lane}")
         queued += job is not None
     return queued
 
@@ -117,10 +121,7 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
             )
         ).rowcount
         running = [
-            int(cid)
-            for cid in (
-                await conn.execute(select(K.c.id).where(K.c.status == "running"))
-            ).scalars()
+            int(cid) for cid in (await conn.execute(select(K.c.id).where(K.c.status == "running"))).scalars()
         ]
     lanes = 0
     for campaign_id in running:
@@ -155,11 +156,11 @@ def make_worker(
 ) -> Worker:
     return Worker(
         functions=[
-            func(send_lane, max_tries=100_000, keep_result=0, timeout=24 * 3600),  # type: ignore[arg-type]
-            func(plan_campaign, max_tries=3, keep_result=0),  # type: ignore[arg-type]
-            func(reconcile, keep_result=0),  # type: ignore[arg-type]
+            func(send_lane, max_tries=100_000, keep_result=0, timeout=24 * 3600),
+            func(plan_campaign, max_tries=3, keep_result=0),
+            func(reconcile, keep_result=0),
         ],
-        cron_jobs=[cron(reconcile, second=set(range(0, 60, 15)), run_at_startup=False, keep_result=0)],  # type: ignore[arg-type]
+        cron_jobs=[cron(reconcile, second=set(range(0, 60, 15)), run_at_startup=False, keep_result=0)],
         redis_settings=RedisSettings.from_dsn(redis_url(settings)),
         on_startup=_startup,
         on_shutdown=_shutdown,

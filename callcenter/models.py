@@ -7,9 +7,9 @@ Timestamps are timezone-aware UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT ids.
@@ -158,6 +158,7 @@ class InquirySession(SQLModel, table=True):
     question_key: str | None = Field(default=None, max_length=64)
     attempts: int = 0
     answered: dict[str, str] = _json({})  # question key -> value, answered on any channel
+    version: int = 0  # bumped by every step: concurrent inputs retry instead of overwriting
     # active | completed | opted_out (completed is final; opted_out until START)
     status: str = Field(default="active", max_length=12)
     started_at: datetime = _created()
@@ -223,3 +224,8 @@ class AuditLog(SQLModel, table=True):
     target: str = Field(default="", max_length=200)
     details: dict[str, Any] = _json({})
     created_at: datetime = _created()
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a model (SQLModel does not type ``__table__``)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ ships) on a unix socket under ``data_dir``, shared by every local process of the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import subprocess
@@ -23,7 +24,8 @@ def redis_url(settings: Settings) -> str:
 
 
 def connect(settings: Settings) -> Redis:
-    return Redis.from_url(redis_url(settings), health_check_interval=10, socket_connect_timeout=5)
+    client: Redis = Redis.from_url(redis_url(settings), health_check_interval=10, socket_connect_timeout=5)
+    return client
 
 
 def _alive(path: Path) -> bool:
@@ -50,15 +52,24 @@ def ensure_embedded(data_dir: Path) -> Path:
     subprocess.run(
         [
             binary,
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--daemonize", "yes",
-            "--pidfile", str(data_dir / "redis.pid"),
-            "--logfile", str(data_dir / "redis.log"),
-            "--dir", str(data_dir),
-            "--save", "",
-            "--appendonly", "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(data_dir / "redis.pid"),
+            "--logfile",
+            str(data_dir / "redis.log"),
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
         ],
         check=True,
     )
@@ -76,7 +87,5 @@ def stop_embedded(data_dir: Path) -> None:
         import os
         import signal
 
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-        except (ProcessLookupError, ValueError):
-            pass

@@ -15,16 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
 from callcenter.inquiries import load_definition
-from callcenter.inquiry.definition import Inquiry, Question, QuestionKind
+from callcenter.inquiry.definition import Inquiry, Language, Question, QuestionKind
 from callcenter.phones import pseudonym
 
-A = models.Answer.__table__
-C = models.Citizen.__table__
-MU = models.Municipality.__table__
-D = models.Delivery.__table__
-K = models.Campaign.__table__
-S = models.InquirySession.__table__
-Q = models.Question.__table__
+A = models.table(models.Answer)
+C = models.table(models.Citizen)
+MU = models.table(models.Municipality)
+D = models.table(models.Delivery)
+K = models.table(models.Campaign)
+S = models.table(models.InquirySession)
+Q = models.table(models.Question)
 
 Z95 = 1.959963984540054
 
@@ -85,7 +85,7 @@ class Results:
 
 def _values(question: Question, language: str) -> list[tuple[str, str]]:
     """Every possible value with its label, so zero counts show too."""
-    lang = "en" if language == "en" else "ar"
+    lang: Language = "en" if language == "en" else "ar"
     if question.kind is QuestionKind.CHOICE:
         return [(o.value, o.label.get(lang)) for o in question.options]
     if question.kind is QuestionKind.RATING:
@@ -124,7 +124,9 @@ async def inquiry_results(engine: AsyncEngine, ref: int | str, *, language: str 
                     func.count().label("n"),
                     func.sum(A.c.number).label("total"),
                 )
-                .select_from(A.join(C, C.c.id == A.c.citizen_id).outerjoin(MU, MU.c.id == C.c.municipality_id))
+                .select_from(
+                    A.join(C, C.c.id == A.c.citizen_id).outerjoin(MU, MU.c.id == C.c.municipality_id)
+                )
                 .where(A.c.inquiry_id == inquiry.id)
                 .group_by(A.c.question_id, A.c.value, A.c.channel, "municipality")
             )
@@ -148,9 +150,11 @@ async def inquiry_results(engine: AsyncEngine, ref: int | str, *, language: str 
             if r.total is not None:
                 number_sum += float(r.total)
                 number_n += r.n
-        mean = number_sum / number_n if number_n and question.kind in (
-            QuestionKind.RATING, QuestionKind.NUMBER
-        ) else None
+        mean = (
+            number_sum / number_n
+            if number_n and question.kind in (QuestionKind.RATING, QuestionKind.NUMBER)
+            else None
+        )
         results.append(
             QuestionResult(
                 key=question.key,
@@ -200,7 +204,16 @@ async def _funnel(conn: Any, inquiry: Inquiry) -> Funnel:
     )
 
 
-EXPORT_HEADER = ["citizen", "municipality", "language", "channel", "question", "value", "number", "answered_at"]
+EXPORT_HEADER = [
+    "citizen",
+    "municipality",
+    "language",
+    "channel",
+    "question",
+    "value",
+    "number",
+    "answered_at",
+]
 
 
 async def export_rows(engine: AsyncEngine, ref: int | str, *, key: str) -> AsyncIterator[list[str]]:
@@ -209,8 +222,14 @@ async def export_rows(engine: AsyncEngine, ref: int | str, *, key: str) -> Async
         inquiry = await load_definition(session, ref)
     query = (
         select(
-            C.c.phone, func.coalesce(MU.c.code, "").label("municipality"), C.c.language,
-            A.c.channel, Q.c.key, A.c.value, A.c.number, A.c.created_at,
+            C.c.phone,
+            func.coalesce(MU.c.code, "").label("municipality"),
+            C.c.language,
+            A.c.channel,
+            Q.c.key,
+            A.c.value,
+            A.c.number,
+            A.c.created_at,
         )
         .select_from(
             A.join(C, C.c.id == A.c.citizen_id)
@@ -224,7 +243,12 @@ async def export_rows(engine: AsyncEngine, ref: int | str, *, key: str) -> Async
         result = await conn.stream(query.execution_options(yield_per=5000))
         async for row in result:
             yield [
-                pseudonym(row.phone, key), row.municipality, row.language, row.channel, row.key,
-                row.value, "" if row.number is None else f"{row.number:g}",
+                pseudonym(row.phone, key),
+                row.municipality,
+                row.language,
+                row.channel,
+                row.key,
+                row.value,
+                "" if row.number is None else f"{row.number:g}",
                 row.created_at.isoformat() if row.created_at else "",
             ]

@@ -75,7 +75,16 @@ class Settings(BaseSettings):
     http_timeout_s: float = 10.0
 
     # Keywords (configurable; matched after normalisation)
-    stop_words: list[str] = ["stop", "unsubscribe", "توقف", "الغاء", "إلغاء", "قف", "ايقاف", "إيقاف"]
+    stop_words: list[str] = [
+        "stop",
+        "unsubscribe",
+        "توقف",
+        "الغاء",
+        "إلغاء",
+        "قف",
+        "ايقاف",
+        "إيقاف",
+    ]
     start_words: list[str] = ["start", "join", "ابدأ", "ابدا", "اشتراك"]
     help_words: list[str] = ["help", "info", "مساعدة", "مساعده"]
 

@@ -22,8 +22,17 @@ PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Tables in the order they can be emptied (children first).
 TABLES = (
-    "answer", "optout", "message", "delivery", "inquiry_session", "campaign", "question",
-    "inquiry", "citizen", "municipality", "auditlog",
+    "answer",
+    "optout",
+    "message",
+    "delivery",
+    "inquiry_session",
+    "campaign",
+    "question",
+    "inquiry",
+    "citizen",
+    "municipality",
+    "auditlog",
 )
 
 
@@ -123,3 +132,13 @@ async def redis(redis_db: int) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 def settings(tmp_path: Path, engine: AsyncEngine, redis_db: int) -> Settings:
     return make_settings(tmp_path, engine.url.render_as_string(hide_password=False), redis_db)
+
+
+@pytest.fixture
+async def inbox(engine: AsyncEngine, settings: Settings) -> AsyncIterator[object]:
+    """The SMS inbox on the test's database (its connection pool closed afterwards)."""
+    from callcenter.sms.inbox import Inbox
+
+    box = Inbox(engine, settings)
+    yield box
+    await box.aclose()

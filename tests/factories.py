@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
@@ -26,7 +26,10 @@ questions:
 
 
 async def make_inquiry(
-    engine: AsyncEngine, *, yaml_text: str | None = None, status: InquiryStatus = InquiryStatus.RUNNING
+    engine: AsyncEngine,
+    *,
+    yaml_text: str | None = None,
+    status: InquiryStatus = InquiryStatus.RUNNING,
 ) -> int:
     data = parse_inquiry_yaml(yaml_text or SAMPLE.read_text(encoding="utf-8"))
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
@@ -40,7 +43,12 @@ async def make_inquiry(
 
 
 async def make_citizens(
-    engine: AsyncEngine, n: int, *, language: str = "ar", start: int = 0, municipality: str | None = None
+    engine: AsyncEngine,
+    n: int,
+    *,
+    language: str = "ar",
+    start: int = 0,
+    municipality: str | None = None,
 ) -> list[str]:
     """n citizens with valid Libyan mobile numbers; returns their E.164 phones."""
     phones = [f"+21891{start + i:07d}" for i in range(n)]
@@ -51,7 +59,11 @@ async def make_citizens(
             muni_id = (await conn.execute(select(M.c.id).where(M.c.code == municipality))).scalar()
             if muni_id is None:
                 muni_id = (
-                    await conn.execute(insert(M).values(code=municipality, name_ar=municipality, name_en="").returning(M.c.id))
+                    await conn.execute(
+                        insert(M)
+                        .values(code=municipality, name_ar=municipality, name_en="")
+                        .returning(M.c.id)
+                    )
                 ).scalar_one()
         await conn.execute(
             insert(models.Citizen.__table__),
@@ -72,6 +84,14 @@ async def invite(engine: AsyncEngine, inquiry_id: int, phones: list[str]) -> int
         ids = (await conn.execute(select(C.c.id).where(C.c.phone.in_(phones)))).scalars().all()
         await conn.execute(
             insert(D),
-            [{"campaign_id": campaign_id, "citizen_id": cid, "status": "sent", "sent_at": datetime.now(UTC)} for cid in ids],
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "citizen_id": cid,
+                    "status": "sent",
+                    "sent_at": datetime.now(UTC),
+                }
+                for cid in ids
+            ],
         )
         return int(campaign_id)

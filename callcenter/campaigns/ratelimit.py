@@ -48,9 +48,7 @@ class TokenBucket:
 
     async def try_take(self, want: int) -> tuple[int, float]:
         """Take up to ``want`` tokens now: (granted, seconds to wait when none were)."""
-        got, wait = await self._script(
-            keys=[self.key], args=[self.rate, self.burst, min(want, self.burst)]
-        )
+        got, wait = await self._script(keys=[self.key], args=[self.rate, self.burst, min(want, self.burst)])
         return int(got), float(wait)
 
     async def take(self, want: int, *, max_wait: float = 0.25) -> int:

@@ -32,9 +32,9 @@ from callcenter.sms.gateways.base import Gateway, OutboundSms, SendResult
 
 log = logging.getLogger(__name__)
 
-D = models.Delivery.__table__
-C = models.Citizen.__table__
-K = models.Campaign.__table__
+D = models.table(models.Delivery)
+C = models.table(models.Citizen)
+K = models.table(models.Campaign)
 
 
 @dataclass
@@ -66,9 +66,7 @@ class _Texts:
 
 
 class Sender:
-    def __init__(
-        self, engine: AsyncEngine, redis: Redis, gateway: Gateway, settings: Settings
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, redis: Redis, gateway: Gateway, settings: Settings) -> None:
         self.engine = engine
         self.redis = redis
         self.gateway = gateway
@@ -88,7 +86,12 @@ class Sender:
         texts = await self._campaign_texts(campaign)
         rate = campaign.rate_per_s if campaign.rate_per_s is not None else self.settings.sms_rate_per_s
         bucket = (
-            TokenBucket(self.redis, f"sms:{campaign.gateway}", rate=rate, burst=self.settings.sms_burst or None)
+            TokenBucket(
+                self.redis,
+                f"sms:{campaign.gateway}",
+                rate=rate,
+                burst=self.settings.sms_burst or None,
+            )
             if rate > 0
             else None
         )
@@ -161,8 +164,13 @@ class Sender:
                 )
             }
         return [
-            _Claimed(r.id, r.attempts, people[r.citizen_id].phone, people[r.citizen_id].language,
-                     people[r.citizen_id].opted_out_at)
+            _Claimed(
+                r.id,
+                r.attempts,
+                people[r.citizen_id].phone,
+                people[r.citizen_id].language,
+                people[r.citizen_id].opted_out_at,
+            )
             for r in sorted(claimed, key=lambda r: r.id)
         ]
 
@@ -220,8 +228,7 @@ class Sender:
                 chunk = todo[i : i + granted]
             i += len(chunk)
             messages = [
-                OutboundSms(to=r.phone, body=texts.body[_lang(r.language)], ref=f"d{r.id}")
-                for r in chunk
+                OutboundSms(to=r.phone, body=texts.body[_lang(r.language)], ref=f"d{r.id}") for r in chunk
             ]
             results = await self.gateway.send_many(messages)
             await self._record(campaign, chunk, results, texts, result)
@@ -243,11 +250,22 @@ class Sender:
             enc = texts.encoding[_lang(row.language)]
             if res.ok:
                 sent.append(
-                    {"b_id": row.id, "b_gid": res.gateway_id, "b_seg": enc.segments, "b_enc": enc.encoding}
+                    {
+                        "b_id": row.id,
+                        "b_gid": res.gateway_id,
+                        "b_seg": enc.segments,
+                        "b_enc": enc.encoding,
+                    }
                 )
             elif res.temporary and row.attempts < campaign.max_attempts:
                 delay = self.settings.sms_retry_base_s * 2 ** (row.attempts - 1)
-                retry.append({"b_id": row.id, "b_err": (res.error or "")[:300], "b_at": now + timedelta(seconds=min(delay, 3600))})
+                retry.append(
+                    {
+                        "b_id": row.id,
+                        "b_err": (res.error or "")[:300],
+                        "b_at": now + timedelta(seconds=min(delay, 3600)),
+                    }
+                )
             else:
                 failed.append({"b_id": row.id, "b_err": (res.error or "")[:300]})
                 if len(result.errors) < 20:
@@ -271,7 +289,11 @@ class Sender:
                 await conn.execute(
                     update(D)
                     .where(D.c.id == bindparam("b_id"))
-                    .values(status="pending", error=bindparam("b_err"), next_attempt_at=bindparam("b_at")),
+                    .values(
+                        status="pending",
+                        error=bindparam("b_err"),
+                        next_attempt_at=bindparam("b_at"),
+                    ),
                     retry,
                 )
             if failed:

@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from callcenter import models
 from callcenter.audit import audit
 from callcenter.errors import InvalidTransition, NotFound
-from callcenter.inquiry.definition import InquiryStatus
 from callcenter.inquiries import get_inquiry_row, set_status
+from callcenter.inquiry.definition import InquiryStatus
 
-D = models.Delivery.__table__
-C = models.Citizen.__table__
-S = models.InquirySession.__table__
-K = models.Campaign.__table__
-MU = models.Municipality.__table__
+D = models.table(models.Delivery)
+C = models.table(models.Citizen)
+S = models.table(models.InquirySession)
+K = models.table(models.Campaign)
+MU = models.table(models.Municipality)
 
 # draft -> running <-> paused -> done | cancelled (final)
 MOVES: dict[str, frozenset[str]] = {
@@ -192,9 +192,7 @@ async def counts(engine: AsyncEngine, campaign_id: int) -> dict[str, int]:
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(D.c.status, func.count())
-                .where(D.c.campaign_id == campaign_id)
-                .group_by(D.c.status)
+                select(D.c.status, func.count()).where(D.c.campaign_id == campaign_id).group_by(D.c.status)
             )
         ).all()
     return {str(status): int(n) for status, n in rows}

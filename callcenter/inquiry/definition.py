@@ -91,10 +91,14 @@ class Question:
     def bounds(self) -> tuple[int, int]:
         """(min, max) of a rating or number question (rating defaults to 1..5)."""
         if self.kind is QuestionKind.RATING:
-            return (self.min_value if self.min_value is not None else 1,
-                    self.max_value if self.max_value is not None else 5)
-        return (self.min_value if self.min_value is not None else -(10**9),
-                self.max_value if self.max_value is not None else 10**9)
+            return (
+                self.min_value if self.min_value is not None else 1,
+                self.max_value if self.max_value is not None else 5,
+            )
+        return (
+            self.min_value if self.min_value is not None else -(10**9),
+            self.max_value if self.max_value is not None else 10**9,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +121,7 @@ class Inquiry:
         for q in self.questions:
             for target in q.next.values():
                 if target not in known:
-                    raise DefinitionError(
-                        f"question {q.key!r}: skip target {target!r} is not a question"
-                    )
+                    raise DefinitionError(f"question {q.key!r}: skip target {target!r} is not a question")
 
     def question(self, key: str) -> Question:
         for q in self.questions:

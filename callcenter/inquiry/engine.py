@@ -78,9 +78,7 @@ def start(inquiry: Inquiry, state: State | None = None) -> Step:
     return Step(Event.ASK, replace(state, question=current.key, attempts=0), question=current)
 
 
-def advance(
-    inquiry: Inquiry, state: State, text: str, *, keywords: Keywords | None = None
-) -> Step:
+def advance(inquiry: Inquiry, state: State, text: str, *, keywords: Keywords | None = None) -> Step:
     """Take one input from the citizen and say what follows."""
     keywords = keywords or Keywords.default()
     command = keyword(text, keywords)

@@ -57,9 +57,7 @@ class QuestionIn(BaseModel):
             key=self.key,
             kind=self.kind,
             text=self.text.text(),
-            options=tuple(
-                Option(o.value, Text(o.ar, o.en), tuple(o.synonyms)) for o in self.options
-            ),
+            options=tuple(Option(o.value, Text(o.ar, o.en), tuple(o.synonyms)) for o in self.options),
             min_value=self.min,
             max_value=self.max,
             retries=self.retries,

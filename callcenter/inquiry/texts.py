@@ -6,7 +6,10 @@ from callcenter.inquiry.definition import Inquiry, Language, Question, QuestionK
 from callcenter.inquiry.engine import Event, Step
 
 _T: dict[str, dict[Language, str]] = {
-    "rating_hint": {"ar": "أرسل رقماً من {lo} إلى {hi}", "en": "Reply with a number from {lo} to {hi}"},
+    "rating_hint": {
+        "ar": "أرسل رقماً من {lo} إلى {hi}",
+        "en": "Reply with a number from {lo} to {hi}",
+    },
     "number_hint": {"ar": "أرسل رقماً", "en": "Reply with a number"},
     "yes_no_hint": {"ar": "أرسل 1 (نعم) أو 2 (لا)", "en": "Reply 1 (yes) or 2 (no)"},
     "choice_hint": {"ar": "أرسل رقم اختيارك", "en": "Reply with the number of your choice"},
@@ -39,8 +42,7 @@ _T: dict[str, dict[Language, str]] = {
     },
     "no_inquiry": {
         "ar": "شكراً لتواصلك مع 1415. لا يوجد استبيان مفتوح لك الآن. للخدمات اتصل بـ 1415.",
-        "en": "Thank you for contacting 1415. There is no open inquiry for you now. "
-        "For services call 1415.",
+        "en": "Thank you for contacting 1415. There is no open inquiry for you now. For services call 1415.",
     },
     "unknown_sender": {
         "ar": "شكراً لتواصلك مع 1415. رقمك غير مسجل في الاستبيانات. للخدمات اتصل بـ 1415.",

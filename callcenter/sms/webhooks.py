@@ -14,6 +14,7 @@ Usage: ``app.include_router(make_router(settings))`` with ``app.state.inbox`` se
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -101,11 +102,9 @@ def _twiml(reply: str | None) -> Response:
     return Response(content=twiml.to_xml(), media_type=_XML)
 
 
-def make_router(settings: Settings) -> APIRouter:
-    """The webhook routes; the loopback ones only where the loopback gateway may be used."""
-    router = APIRouter(tags=["sms webhooks"])
+def make_twilio_inbound(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """The Twilio reply handler, shared by the router (for the docs) and the hot path."""
 
-    @router.post(INBOUND_PATH, response_class=Response)
     async def twilio_inbound(request: Request) -> Response:
         """A citizen's reply; the TwiML answer carries the inline reply, if any."""
         form = await _signed_form(request, settings)
@@ -123,6 +122,23 @@ def make_router(settings: Settings) -> APIRouter:
             to=form.get("To", ""),
         )
         return _twiml(await _inbox(request).receive(sms))
+
+    return twilio_inbound
+
+
+def hot_handlers(
+    settings: Settings,
+) -> dict[tuple[str, str], Callable[[Request], Awaitable[Response]]]:
+    """Routes served by ``web.hotpath.HotPath`` in front of the framework (see there why)."""
+    return {("POST", INBOUND_PATH): make_twilio_inbound(settings)}
+
+
+def make_router(settings: Settings) -> APIRouter:
+    """The webhook routes; the loopback ones only where the loopback gateway may be used."""
+    router = APIRouter(tags=["sms webhooks"])
+    router.add_api_route(
+        INBOUND_PATH, make_twilio_inbound(settings), methods=["POST"], response_class=Response
+    )
 
     @router.post(STATUS_CALLBACK_PATH, status_code=204, response_class=Response)
     async def twilio_status(request: Request) -> Response:
@@ -149,9 +165,7 @@ def make_router(settings: Settings) -> APIRouter:
     if settings.sms_gateway == "loopback" or settings.env != "production":
 
         @router.post("/sms/loopback/inbound")
-        async def loopback_inbound(
-            payload: LoopbackInbound, request: Request
-        ) -> dict[str, str | None]:
+        async def loopback_inbound(payload: LoopbackInbound, request: Request) -> dict[str, str | None]:
             """A simulated reply; the inline reply comes back as JSON."""
             sms = InboundSms(
                 gateway="loopback",

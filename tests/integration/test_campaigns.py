@@ -48,7 +48,9 @@ class ScriptedGateway:
         return None
 
 
-async def new_campaign(engine: AsyncEngine, redis: aioredis.Redis, audience: Audience = Audience(), **kw: object) -> int:
+async def new_campaign(
+    engine: AsyncEngine, redis: aioredis.Redis, audience: Audience = Audience(), **kw: object
+) -> int:
     await make_inquiry(engine, yaml_text=THREE_QUESTIONS)
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
         campaign = await create_campaign(session, inquiry="three", audience=audience, actor="test", **kw)  # type: ignore[arg-type]
@@ -69,7 +71,9 @@ async def test_every_citizen_gets_one_message_through_the_loopback_gateway(
     assert sum(r.sent for r in results) == 150
     assert await counts(engine, campaign_id) == {"sent": 150}
     out, _ = await read_outbox(redis, "0", 1000)
-    assert sorted(sms.to for _, sms, _ in out) == sorted(phones + [f"+21891{1000 + i:07d}" for i in range(30)])
+    assert sorted(sms.to for _, sms, _ in out) == sorted(
+        phones + [f"+21891{1000 + i:07d}" for i in range(30)]
+    )
     arabic = next(sms for _, sms, _ in out if sms.to == phones[0])
     assert "السؤال الأول" in arabic.body and "توقف" in arabic.body
     async with engine.connect() as conn:
@@ -160,7 +164,9 @@ async def test_pause_and_cancel_stop_sending_within_a_second(
         await move(engine, redis, campaign_id, "running", actor="test")
 
 
-async def test_quiet_hours_defer_sending(engine: AsyncEngine, redis: aioredis.Redis, settings: Settings) -> None:
+async def test_quiet_hours_defer_sending(
+    engine: AsyncEngine, redis: aioredis.Redis, settings: Settings
+) -> None:
     await make_citizens(engine, 3)
     campaign_id = await new_campaign(engine, redis, quiet_start="00:00", quiet_end="23:59")
     gateway = ScriptedGateway()
@@ -183,7 +189,9 @@ def test_quiet_window_across_midnight_in_tripoli() -> None:
 
 
 @pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
-async def test_token_bucket_holds_the_rate_across_competing_takers(redis: aioredis.Redis, engine: AsyncEngine) -> None:
+async def test_token_bucket_holds_the_rate_across_competing_takers(
+    redis: aioredis.Redis, engine: AsyncEngine
+) -> None:
     bucket_a = TokenBucket(redis, "test", rate=40, burst=4)
     bucket_b = TokenBucket(redis, "test", rate=40, burst=4)
     taken = 0

@@ -11,14 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
 from callcenter.inquiry.definition import InquiryStatus
-from callcenter.settings import Settings
 from callcenter.sms.gateways.base import InboundSms, StatusReport
 from callcenter.sms.inbox import Inbox
 from tests.factories import THREE_QUESTIONS, invite, make_citizens, make_inquiry
 
 A, M, C, D, S = (
-    models.Answer.__table__, models.Message.__table__, models.Citizen.__table__,
-    models.Delivery.__table__, models.InquirySession.__table__,
+    models.Answer.__table__,
+    models.Message.__table__,
+    models.Citizen.__table__,
+    models.Delivery.__table__,
+    models.InquirySession.__table__,
 )
 
 
@@ -40,9 +42,8 @@ async def invited(engine: AsyncEngine) -> tuple[int, list[str]]:
 
 
 async def test_a_reply_records_the_answer_and_asks_the_next_question(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     _, phones = invited
     reply = await inbox.receive(sms("0" + phones[0][4:], "٤", "g1"))  # national format, Arabic digit
     assert reply is not None and "السؤال الثاني" in reply
@@ -52,9 +53,8 @@ async def test_a_reply_records_the_answer_and_asks_the_next_question(
 
 
 async def test_a_whole_inquiry_completes_with_thanks(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     phone = invited[1][1]
     await inbox.receive(sms(phone, "5", "a"))
     await inbox.receive(sms(phone, "نعم", "b"))
@@ -68,9 +68,8 @@ async def test_a_whole_inquiry_completes_with_thanks(
 
 
 async def test_a_duplicate_webhook_records_nothing_new(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     phone = invited[1][0]
     first = await inbox.handle(sms(phone, "3", "same-id"))
     second = await inbox.handle(sms(phone, "3", "same-id"))
@@ -80,9 +79,8 @@ async def test_a_duplicate_webhook_records_nothing_new(
 
 
 async def test_invalid_replies_are_reprompted_politely(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     phone = invited[1][0]
     for i, body in enumerate(["", "🙂🙂", "x" * 2000, "خمسة و 4"]):
         outcome = await inbox.handle(sms(phone, body, f"bad{i}"))
@@ -94,14 +92,15 @@ async def test_invalid_replies_are_reprompted_politely(
 
 
 async def test_stop_opts_out_everywhere_and_start_rejoins(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     inquiry_id, phones = invited
     async with engine.begin() as conn:  # a pending delivery of another campaign
         cid = (await conn.execute(select(C.c.id).where(C.c.phone == phones[2]))).scalar_one()
         k = models.Campaign.__table__
-        other = (await conn.execute(k.insert().values(inquiry_id=inquiry_id, audience={}).returning(k.c.id))).scalar_one()
+        other = (
+            await conn.execute(k.insert().values(inquiry_id=inquiry_id, audience={}).returning(k.c.id))
+        ).scalar_one()
         await conn.execute(D.insert().values(campaign_id=other, citizen_id=cid, status="pending"))
     reply = await inbox.receive(sms(phones[2], "إلغاء", "s1"))
     assert reply is not None and "ابدأ" in reply
@@ -115,9 +114,8 @@ async def test_stop_opts_out_everywhere_and_start_rejoins(
 
 
 async def test_unknown_senders_and_out_of_turn_replies_get_a_polite_answer(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     unknown = await inbox.handle(sms("+218925555555", "3", "u1"))
     assert unknown.event == "unknown_sender" and "غير مسجل" in (unknown.reply or "")
     not_a_number = await inbox.handle(sms("VODAFONE", "hello", "u2"))
@@ -131,13 +129,10 @@ async def test_unknown_senders_and_out_of_turn_replies_get_a_polite_answer(
     assert await count(engine, A) == 0
 
 
-async def test_replies_to_a_closed_inquiry_are_told_it_is_closed(
-    engine: AsyncEngine, settings: Settings
-) -> None:
+async def test_replies_to_a_closed_inquiry_are_told_it_is_closed(engine: AsyncEngine, inbox: Inbox) -> None:
     inquiry_id = await make_inquiry(engine, yaml_text=THREE_QUESTIONS)
     phones = await make_citizens(engine, 1)
     await invite(engine, inquiry_id, phones)
-    inbox = Inbox(engine, settings)
     await inbox.receive(sms(phones[0], "2", "c1"))
     async with engine.begin() as conn:
         i = models.Inquiry.__table__
@@ -147,12 +142,11 @@ async def test_replies_to_a_closed_inquiry_are_told_it_is_closed(
 
 
 async def test_a_message_stored_before_a_crash_is_processed_by_the_reconciler(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     phone = invited[1][0]
     message = sms(phone, "2", "crash-1")
-    await inbox._store(message, phone)  # the process dies right after the store
+    await inbox.store.save(message, phone)  # the process dies right after the store
     assert await count(engine, A) == 0
     later = datetime.now(UTC) + timedelta(seconds=5)
     done = await inbox.reprocess_stuck(later)
@@ -164,9 +158,8 @@ async def test_a_message_stored_before_a_crash_is_processed_by_the_reconciler(
 
 
 async def test_concurrent_replies_of_one_citizen_open_one_session(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     phone = invited[1][0]
     outcomes = await asyncio.gather(*(inbox.handle(sms(phone, "4", f"race{i}")) for i in range(5)))
     assert sum(o.answer_recorded for o in outcomes) == 1
@@ -175,9 +168,8 @@ async def test_concurrent_replies_of_one_citizen_open_one_session(
 
 
 async def test_delivery_reports_update_the_outbox(
-    engine: AsyncEngine, settings: Settings, invited: tuple[int, list[str]]
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:
-    inbox = Inbox(engine, settings)
     async with engine.connect() as conn:
         first = (await conn.execute(select(D.c.id).order_by(D.c.id))).scalars().first()
     await inbox.status(StatusReport(gateway="kannel", state="delivered", ref=f"d{first}"))
@@ -185,3 +177,16 @@ async def test_delivery_reports_update_the_outbox(
     async with engine.connect() as conn:
         status = (await conn.execute(select(D.c.status).where(D.c.id == first))).scalar_one()
     assert status == "delivered"
+
+
+async def test_a_reply_that_overtakes_the_recorded_send_still_counts(
+    engine: AsyncEngine, inbox: Inbox
+) -> None:
+    """The gateway delivered and the citizen answered before the worker marked the row sent."""
+    inquiry_id = await make_inquiry(engine, yaml_text=THREE_QUESTIONS)
+    phones = await make_citizens(engine, 1)
+    await invite(engine, inquiry_id, phones)
+    async with engine.begin() as conn:
+        await conn.execute(D.update().values(status="sending", sent_at=None))
+    outcome = await inbox.handle(sms(phones[0], "3", "fast"))
+    assert outcome.answer_recorded and outcome.event == "ask"

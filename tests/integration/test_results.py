@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter import models
 from callcenter.phones import pseudonym
 from callcenter.results import export_rows, inquiry_results, wilson
-from callcenter.settings import Settings
 from callcenter.sms.gateways.base import InboundSms
 from callcenter.sms.inbox import Inbox
 from tests.factories import THREE_QUESTIONS, invite, make_citizens, make_inquiry
@@ -25,7 +24,7 @@ def test_wilson_interval_matches_the_textbook_values() -> None:
 
 
 async def test_results_count_answers_by_question_municipality_and_channel(
-    engine: AsyncEngine, settings: Settings
+    engine: AsyncEngine, inbox: Inbox
 ) -> None:
     inquiry_id = await make_inquiry(engine, yaml_text=THREE_QUESTIONS)
     tripoli = await make_citizens(engine, 6, municipality="tripoli")
@@ -33,8 +32,9 @@ async def test_results_count_answers_by_question_municipality_and_channel(
     campaign = await invite(engine, inquiry_id, tripoli + sabha)
     async with engine.begin() as conn:
         d = models.Delivery.__table__
-        await conn.execute(update(d).where(d.c.campaign_id == campaign, d.c.id <= 3).values(status="delivered"))
-    inbox = Inbox(engine, settings)
+        await conn.execute(
+            update(d).where(d.c.campaign_id == campaign, d.c.id <= 3).values(status="delivered")
+        )
     ratings = {p: (5 if i < 4 else 2) for i, p in enumerate(tripoli)} | {p: 1 for p in sabha[:2]}
     for i, (phone, rating) in enumerate(ratings.items()):
         await inbox.receive(InboundSms("loopback", f"r{i}", phone, str(rating)))
@@ -58,12 +58,11 @@ async def test_results_count_answers_by_question_municipality_and_channel(
 
 
 async def test_export_pseudonymises_citizens_and_never_contains_phones(
-    engine: AsyncEngine, settings: Settings
+    engine: AsyncEngine, inbox: Inbox
 ) -> None:
     inquiry_id = await make_inquiry(engine, yaml_text=THREE_QUESTIONS)
     phones = await make_citizens(engine, 2)
     await invite(engine, inquiry_id, phones)
-    inbox = Inbox(engine, settings)
     await inbox.receive(InboundSms("loopback", "e1", phones[0], "4"))
     rows = [row async for row in export_rows(engine, "three", key="secret")]
     assert len(rows) == 1

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter.campaigns.service import Audience, counts, create_campaign
 from callcenter.jobs import Runtime, run_worker, start_campaign
-from callcenter.settings import Settings
 from callcenter.sms.gateways.base import OutboundSms, SendResult
 from tests.conftest import make_settings
 from tests.factories import THREE_QUESTIONS, make_citizens, make_inquiry
@@ -50,8 +49,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
             stdout=subprocess.DEVNULL,
         )
         for _ in range(100):
@@ -94,7 +104,9 @@ class SlowGateway:
         return None
 
 
-async def wait_for(engine: AsyncEngine, campaign_id: int, want: dict[str, int], seconds: float) -> dict[str, int]:
+async def wait_for(
+    engine: AsyncEngine, campaign_id: int, want: dict[str, int], seconds: float
+) -> dict[str, int]:
     progress: dict[str, int] = {}
     for _ in range(int(seconds * 10)):
         progress = await counts(engine, campaign_id)
@@ -147,9 +159,15 @@ async def test_a_worker_killed_mid_batch_leaves_nothing_behind(
     settings = settings.model_copy(update={"reconcile_after_s": 1.0})
     rt = await Runtime.start(settings)
     await start_campaign(rt, campaign, actor="test")
-    env = {**os.environ, "CALLCENTER_DATABASE_URL": settings.database_url or "",
-           "CALLCENTER_REDIS_URL": settings.redis_url or "", "CALLCENTER_RECONCILE_AFTER_S": "1",
-           "CALLCENTER_QUIET_START": "", "CALLCENTER_QUIET_END": "", "CALLCENTER_ENV": "test"}
+    env = {
+        **os.environ,
+        "CALLCENTER_DATABASE_URL": settings.database_url or "",
+        "CALLCENTER_REDIS_URL": settings.redis_url or "",
+        "CALLCENTER_RECONCILE_AFTER_S": "1",
+        "CALLCENTER_QUIET_START": "",
+        "CALLCENTER_QUIET_END": "",
+        "CALLCENTER_ENV": "test",
+    }
     cmd = [sys.executable, "-m", "callcenter.cli", "worker"]
     first = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     for _ in range(100):

@@ -133,7 +133,9 @@ def test_sms_texts_are_arabic_first_with_english_for_english_citizens() -> None:
 
 def test_choice_question_lists_numbered_options() -> None:
     q = Question(
-        "c", QuestionKind.CHOICE, Text("اختر", "Choose"),
+        "c",
+        QuestionKind.CHOICE,
+        Text("اختر", "Choose"),
         options=(Option("a", Text("أ", "A")), Option("b", Text("ب", "B"))),
     )
     inq = Inquiry("c", Text("c"), (q,), status=InquiryStatus.RUNNING)

@@ -582,9 +582,7 @@ def test_choice_prefers_the_longest_label(text: str, expected: Parsed | Invalid)
         ("option 3-5", Invalid("ambiguous")),
     ],
 )
-def test_choice_numeric_labels_match_only_the_whole_reply(
-    text: str, expected: Parsed | Invalid
-) -> None:
+def test_choice_numeric_labels_match_only_the_whole_reply(text: str, expected: Parsed | Invalid) -> None:
     assert parse_answer(HOUSEHOLD, text) == expected
 
 
@@ -639,9 +637,7 @@ def test_text_cut_drops_trailing_space() -> None:
 
 @pytest.mark.parametrize("kind_question", ALL_KINDS, ids=lambda q: q.kind.value)
 @pytest.mark.parametrize("text", ["", " ", "\u200f", "😀", "...", "\u0640\u064b"])
-def test_any_kind_treats_a_reply_without_content_as_empty(
-    kind_question: Question, text: str
-) -> None:
+def test_any_kind_treats_a_reply_without_content_as_empty(kind_question: Question, text: str) -> None:
     assert parse_answer(kind_question, text) == Invalid(Reason.EMPTY)
 
 

@@ -119,9 +119,7 @@ def twiml_messages(response: httpx.Response) -> list[str]:
 # --- Twilio inbound -----------------------------------------------------------------------
 
 
-async def test_inbound_valid_signature_no_reply(
-    client: httpx.AsyncClient, inbox: FakeInbox
-) -> None:
+async def test_inbound_valid_signature_no_reply(client: httpx.AsyncClient, inbox: FakeInbox) -> None:
     response = await post_signed(client, INBOUND, inbound())
     assert response.status_code == 200
     assert twiml_messages(response) == []
@@ -136,9 +134,7 @@ async def test_inbound_valid_signature_no_reply(
     ]
 
 
-async def test_inbound_arabic_reply_is_escaped_twiml(
-    client: httpx.AsyncClient, inbox: FakeInbox
-) -> None:
+async def test_inbound_arabic_reply_is_escaped_twiml(client: httpx.AsyncClient, inbox: FakeInbox) -> None:
     inbox.reply = REPLY_AR
     response = await post_signed(client, INBOUND, inbound())
     assert response.status_code == 200
@@ -146,9 +142,7 @@ async def test_inbound_arabic_reply_is_escaped_twiml(
     assert twiml_messages(response) == [REPLY_AR]
 
 
-async def test_inbound_signature_over_query_string(
-    client: httpx.AsyncClient, inbox: FakeInbox
-) -> None:
+async def test_inbound_signature_over_query_string(client: httpx.AsyncClient, inbox: FakeInbox) -> None:
     path = INBOUND + "?campaign=7&lang=ar"
     response = await post_signed(client, path, inbound())
     assert response.status_code == 200
@@ -160,9 +154,7 @@ async def test_inbound_signature_over_query_string(
 
 async def test_inbound_signed_with_default_port(client: httpx.AsyncClient) -> None:
     params = inbound()
-    signature = RequestValidator(TOKEN).compute_signature(
-        "https://sms.example.ly:443" + INBOUND, params
-    )
+    signature = RequestValidator(TOKEN).compute_signature("https://sms.example.ly:443" + INBOUND, params)
     response = await post_signed(client, INBOUND, params, signature=signature)
     assert response.status_code == 200
 
@@ -172,9 +164,7 @@ async def test_inbound_signed_with_default_port(client: httpx.AsyncClient) -> No
     ["", "👍", "🇱🇾 نعم 😀", "ن" * 2000, "a" * 2000, "1\n2\r\n3", "&<>\"'%+=;"],
     ids=["empty", "emoji", "flag-arabic-emoji", "2000-arabic", "2000-latin", "newlines", "punct"],
 )
-async def test_inbound_bodies_pass_through(
-    client: httpx.AsyncClient, inbox: FakeInbox, body: str
-) -> None:
+async def test_inbound_bodies_pass_through(client: httpx.AsyncClient, inbox: FakeInbox, body: str) -> None:
     inbox.reply = body or None
     response = await post_signed(client, INBOUND, inbound(body))
     assert response.status_code == 200
@@ -215,9 +205,7 @@ async def test_inbound_missing_signature(client: httpx.AsyncClient, inbox: FakeI
 
 
 @pytest.mark.parametrize("missing", ["MessageSid", "From"])
-async def test_inbound_missing_fields(
-    client: httpx.AsyncClient, inbox: FakeInbox, missing: str
-) -> None:
+async def test_inbound_missing_fields(client: httpx.AsyncClient, inbox: FakeInbox, missing: str) -> None:
     params = inbound()
     del params[missing]
     params.pop("SmsSid")
@@ -284,18 +272,14 @@ async def test_status_mapping(
     ]
 
 
-async def test_status_unknown_value_is_acknowledged(
-    client: httpx.AsyncClient, inbox: FakeInbox
-) -> None:
+async def test_status_unknown_value_is_acknowledged(client: httpx.AsyncClient, inbox: FakeInbox) -> None:
     params = {"MessageSid": "SM1", "MessageStatus": "teleported"}
     response = await post_signed(client, STATUS, params)
     assert response.status_code == 204
     assert inbox.reports == []
 
 
-async def test_status_forged_and_missing_signature(
-    client: httpx.AsyncClient, inbox: FakeInbox
-) -> None:
+async def test_status_forged_and_missing_signature(client: httpx.AsyncClient, inbox: FakeInbox) -> None:
     params = {"MessageSid": "SM1", "MessageStatus": "delivered"}
     forged = sign(STATUS, params, token="nope")
     assert (await post_signed(client, STATUS, params, signature=forged)).status_code == 403
@@ -322,15 +306,11 @@ async def test_loopback_inbound(client: httpx.AsyncClient, inbox: FakeInbox) -> 
     assert response.status_code == 200
     assert response.json() == {"reply": "شكراً"}
     assert inbox.received == [
-        InboundSms(
-            gateway="loopback", gateway_id="sim-1", sender="+218910000001", body="نعم 👍", to="1415"
-        )
+        InboundSms(gateway="loopback", gateway_id="sim-1", sender="+218910000001", body="نعم 👍", to="1415")
     ]
 
 
-async def test_loopback_inbound_no_reply_and_optional_to(
-    client: httpx.AsyncClient, inbox: FakeInbox
-) -> None:
+async def test_loopback_inbound_no_reply_and_optional_to(client: httpx.AsyncClient, inbox: FakeInbox) -> None:
     response = await client.post(
         "/sms/loopback/inbound", json={"id": "sim-2", "from": "+218910000002", "body": ""}
     )
@@ -375,9 +355,7 @@ async def test_loopback_status(client: httpx.AsyncClient, inbox: FakeInbox) -> N
     ]
 
 
-@pytest.mark.parametrize(
-    "payload", [{"ref": "d1", "state": "lost"}, {"state": "sent"}, {"ref": "d1"}]
-)
+@pytest.mark.parametrize("payload", [{"ref": "d1", "state": "lost"}, {"state": "sent"}, {"ref": "d1"}])
 async def test_loopback_status_invalid(
     client: httpx.AsyncClient, inbox: FakeInbox, payload: dict[str, object]
 ) -> None:
@@ -395,9 +373,7 @@ async def test_loopback_routes_absent_in_production_with_twilio() -> None:
         kannel_secret="k" * 32,
     )
     app, _ = make_app(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://internal"
-    ) as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://internal") as c:
         payload = {"id": "1", "from": "+218910000001", "body": "x"}
         assert (await c.post("/sms/loopback/inbound", json=payload)).status_code == 404
         status = {"ref": "d1", "state": "sent"}
@@ -415,9 +391,7 @@ async def test_loopback_routes_present_in_production_with_loopback() -> None:
         kannel_secret="k" * 32,
     )
     app, inbox = make_app(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://internal"
-    ) as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://internal") as c:
         payload = {"id": "1", "from": "+218910000001", "body": "x"}
         assert (await c.post("/sms/loopback/inbound", json=payload)).status_code == 200
     assert len(inbox.received) == 1

@@ -173,9 +173,7 @@ async def test_send_reaches_twilio_with_auth_and_arabic_intact(
     }
 
 
-async def test_results_in_order_with_error_mapping(
-    gateway: TwilioGateway, fake_twilio: FakeTwilio
-) -> None:
+async def test_results_in_order_with_error_mapping(gateway: TwilioGateway, fake_twilio: FakeTwilio) -> None:
     messages = [
         sms(OK_TO, "ok1"),
         sms(INVALID_TO, "invalid"),

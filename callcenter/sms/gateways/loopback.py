@@ -30,9 +30,7 @@ OutboxItem = tuple[str, OutboundSms, str]  # (stream id, message, gateway id)
 class LoopbackGateway:
     name = "loopback"
 
-    def __init__(
-        self, redis: Redis, *, stream: str = DEFAULT_STREAM, maxlen: int = 1_000_000
-    ) -> None:
+    def __init__(self, redis: Redis, *, stream: str = DEFAULT_STREAM, maxlen: int = 1_000_000) -> None:
         self._redis = redis
         self._stream = stream
         self._maxlen = maxlen

@@ -130,9 +130,7 @@ def _describe(exc: TwilioRestException | TwilioServiceException) -> str:
     return str(exc.msg)
 
 
-def validate_request(
-    settings: Settings, url: str, params: Mapping[str, str], signature: str | None
-) -> bool:
+def validate_request(settings: Settings, url: str, params: Mapping[str, str], signature: str | None) -> bool:
     """Whether ``X-Twilio-Signature`` proves Twilio sent this webhook.
 
     ``url`` must be the URL Twilio called (the public one, not the one behind the proxy),

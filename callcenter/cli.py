@@ -1,0 +1,460 @@
+"""The ``callcenter`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from callcenter.db import make_engine
+from callcenter.phones import MaskPhonesFilter
+from callcenter.settings import Settings, get_settings
+
+app = typer.Typer(help="1415: IVR and SMS call-centre engine.", no_args_is_help=True)
+inquiry_app = typer.Typer(
+    help="Define inquiries and move them through their life cycle.", no_args_is_help=True
+)
+campaign_app = typer.Typer(help="Push an inquiry to citizens by SMS.", no_args_is_help=True)
+app.add_typer(inquiry_app, name="inquiry")
+app.add_typer(campaign_app, name="campaign")
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(MaskPhonesFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
+def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    settings = get_settings()
+    setup_logging(settings)
+    return asyncio.run(main(settings))
+
+
+async def _with_engine(settings: Settings, body: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    engine = make_engine(settings)
+    try:
+        return await body(engine)
+    finally:
+        await engine.dispose()
+
+
+# -- running the engine -------------------------------------------------------------------
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from callcenter.migrate import upgrade
+
+    run(lambda s: _with_engine(s, upgrade))
+    console.print("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: CALLCENTER_API_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: CALLCENTER_API_PORT")] = None,
+) -> None:
+    """Serve the HTTP API and the SMS webhooks."""
+    import uvicorn
+
+    from callcenter.web.app import create_app
+
+    settings = get_settings()
+    setup_logging(settings)
+    app = create_app(settings)
+    tune_gc()
+    uvicorn.run(
+        app,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def tune_gc() -> None:
+    """Freeze the start-up objects out of the collector and collect young objects less often:
+    full collections of a big heap were the longest pauses under a reply storm."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: campaign planning, send lanes, the reconciler."""
+    from callcenter.jobs import run_worker
+
+    run(run_worker)
+
+
+@app.command()
+def up() -> None:
+    """Set up and run everything on one machine: migrate, embedded Redis (unless
+    CALLCENTER_REDIS_URL is set), the API with the SMS webhooks, and a worker."""
+    import uvicorn
+
+    from callcenter.jobs import run_worker
+    from callcenter.migrate import upgrade
+    from callcenter.redis_conn import redis_url
+    from callcenter.web.app import create_app
+
+    async def main(settings: Settings) -> None:
+        await _with_engine(settings, upgrade)
+        redis_url(settings)  # starts the embedded Redis when none is configured
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        stop = asyncio.Event()
+        console.print(
+            f"1415 is up: API http://{settings.api_host}:{settings.api_port}/docs, "
+            f"gateway {settings.sms_gateway}, database {settings.sqlalchemy_url.split('://')[0]}. "
+            "Ctrl-C stops."
+        )
+        worker_task = asyncio.create_task(run_worker(settings, stop=stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            await worker_task
+
+    run(main)
+
+
+# -- inquiries ----------------------------------------------------------------------------
+
+
+@inquiry_app.command("load")
+def inquiry_load(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML definition")],
+    replace: Annotated[bool, typer.Option(help="replace a draft with the same slug")] = False,
+) -> None:
+    """Load an inquiry from a YAML file (as a draft)."""
+    from callcenter.inquiries import create_inquiry
+    from callcenter.inquiry.schema import InquiryFileError, parse_inquiry_yaml
+
+    try:
+        data = parse_inquiry_yaml(file.read_text(encoding="utf-8"), source=str(file))
+    except InquiryFileError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+    async def body(engine: AsyncEngine) -> int:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            row = await create_inquiry(session, data, actor="cli", replace_draft=replace)
+            return int(row.id or 0)
+
+    inquiry_id = _domain(lambda: run(lambda s: _with_engine(s, body)))
+    console.print(f"inquiry {data.slug} loaded (id {inquiry_id}, draft)")
+
+
+@inquiry_app.command("list")
+def inquiry_list() -> None:
+    """List inquiries."""
+    from sqlalchemy import select
+
+    from callcenter import models
+
+    async def body(engine: AsyncEngine) -> list[Any]:
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            return list((await session.execute(select(models.Inquiry))).scalars())
+
+    table = Table("id", "slug", "status", "title")
+    for row in run(lambda s: _with_engine(s, body)):
+        table.add_row(str(row.id), row.slug, row.status, row.title_ar)
+    console.print(table)
+
+
+@inquiry_app.command("status")
+def inquiry_status(
+    inquiry: str,
+    status: Annotated[str, typer.Argument(help="draft | scheduled | running | paused | closed")],
+) -> None:
+    """Move an inquiry through draft -> scheduled -> running <-> paused -> closed."""
+    from callcenter.inquiries import set_status
+    from callcenter.inquiry.definition import InquiryStatus
+
+    async def body(engine: AsyncEngine) -> str:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            return (await set_status(session, inquiry, InquiryStatus(status), actor="cli")).status
+
+    console.print(f"{inquiry}: {_domain(lambda: run(lambda s: _with_engine(s, body)))}")
+
+
+def _domain(call: Callable[[], T]) -> T:
+    """Domain errors become a clear message and exit code 2, not a traceback."""
+    from callcenter.errors import CallCenterError
+
+    try:
+        return call()
+    except (CallCenterError, ValueError) as exc:
+        err.print(f"[red]{getattr(exc, 'message', exc)}[/red]")
+        raise typer.Exit(2) from exc
+
+
+# -- citizens -----------------------------------------------------------------------------
+
+
+@app.command("import-citizens")
+def import_citizens_cmd(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: phone, municipality, language")
+    ],
+    errors_to: Annotated[
+        Path | None, typer.Option("--errors", help="write the rejected rows' report here (CSV)")
+    ] = None,
+) -> None:
+    """Import the citizen register from CSV (numbers normalised to E.164, duplicates merged)."""
+    from callcenter.citizens.importer import BadHeader, import_citizens
+
+    size = file.stat().st_size
+
+    async def body(engine: AsyncEngine) -> Any:
+        with Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            TextColumn("{task.fields[rows]} rows"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("import", total=size, rows=0)
+            return await import_citizens(
+                engine,
+                file,
+                progress=lambda rows, done: bar.update(task, completed=done, rows=rows),
+            )
+
+    try:
+        report = run(lambda s: _with_engine(s, body))
+    except BadHeader as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{report.rows} rows: {report.imported} new, {report.updated} updated, "
+        f"{report.duplicates} duplicates merged, {report.rejected} rejected ({report.seconds:.1f}s)"
+    )
+    for e in report.errors[:10]:
+        err.print(f"  line {e.line}: {e.reason} ({e.value_masked})")
+    if errors_to is not None:
+        import csv
+
+        with errors_to.open("w", encoding="utf-8-sig", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "reason", "value"])
+            writer.writerows([e.line, e.reason, e.value_masked] for e in report.errors)
+
+
+# -- campaigns ----------------------------------------------------------------------------
+
+
+@campaign_app.command("start")
+def campaign_start(
+    inquiry: str,
+    municipality: Annotated[list[str] | None, typer.Option(help="municipality code (repeatable)")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="ar / en (repeatable)")] = None,
+    rate: Annotated[float | None, typer.Option(help="messages per second (default: the setting)")] = None,
+) -> None:
+    """Create a campaign for INQUIRY and start it (a worker does the sending)."""
+    from callcenter.campaigns.service import Audience, create_campaign
+    from callcenter.jobs import Runtime, start_campaign
+
+    async def main(settings: Settings) -> tuple[int, int]:
+        rt = await Runtime.start(settings)
+        try:
+            async with AsyncSession(rt.engine, expire_on_commit=False) as session, session.begin():
+                campaign = await create_campaign(
+                    session,
+                    inquiry=inquiry,
+                    actor="cli",
+                    gateway=settings.sms_gateway,
+                    audience=Audience(tuple(municipality or ()), tuple(language or ())),
+                    rate_per_s=rate,
+                )
+            assert campaign.id is not None
+            return campaign.id, await start_campaign(rt, campaign.id, actor="cli")
+        finally:
+            await rt.close()
+
+    campaign_id, planned = _domain(lambda: run(main))
+    console.print(f"campaign {campaign_id} running: {planned} citizens planned")
+
+
+def _campaign_move(campaign_id: int, status: str) -> None:
+    from callcenter.campaigns.service import move
+    from callcenter.jobs import Runtime, enqueue_lanes
+
+    async def main(settings: Settings) -> str:
+        rt = await Runtime.start(settings)
+        try:
+            campaign = await move(rt.engine, rt.redis, campaign_id, status, actor="cli")
+            if status == "running":
+                await enqueue_lanes(rt.redis, campaign_id)
+            return campaign.status
+        finally:
+            await rt.close()
+
+    console.print(f"campaign {campaign_id}: {_domain(lambda: run(main))}")
+
+
+@campaign_app.command("pause")
+def campaign_pause(campaign_id: int) -> None:
+    """Pause sending (takes effect within a second)."""
+    _campaign_move(campaign_id, "paused")
+
+
+@campaign_app.command("resume")
+def campaign_resume(campaign_id: int) -> None:
+    """Resume a paused campaign."""
+    _campaign_move(campaign_id, "running")
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(campaign_id: int) -> None:
+    """Cancel: nothing more is sent."""
+    _campaign_move(campaign_id, "cancelled")
+
+
+@campaign_app.command("show")
+def campaign_show(campaign_id: int) -> None:
+    """Show a campaign's deliveries by status."""
+    from callcenter.campaigns.service import counts
+
+    progress = run(lambda s: _with_engine(s, lambda e: counts(e, campaign_id)))
+    console.print(json.dumps(progress))
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@app.command()
+def results(
+    inquiry: str,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    by: Annotated[str | None, typer.Option(help="split by: municipality | channel")] = None,
+    language: Annotated[str, typer.Option(help="ar | en")] = "ar",
+) -> None:
+    """Results of an inquiry: counts, shares with 95 % Wilson intervals, and the funnel."""
+    from callcenter.results import inquiry_results
+
+    res = _domain(
+        lambda: run(lambda s: _with_engine(s, lambda e: inquiry_results(e, inquiry, language=language)))
+    )
+    if as_json:
+        console.print_json(json.dumps(res.to_json(), ensure_ascii=False))
+        return
+    print_results(res, by=by)
+
+
+def print_results(res: Any, *, by: str | None = None) -> None:
+    f = res.funnel
+    console.print(
+        f"[bold]{res.inquiry}[/bold] ({res.status}) — planned {f.planned}, sent {f.sent}, "
+        f"delivered {f.delivered}, started {f.started}, completed {f.completed}, opted out {f.opted_out}"
+    )
+    for q in res.questions:
+        table = Table(
+            title=f"{q.key}: {q.text} (n={q.total}{'' if q.mean is None else f', mean {q.mean:.2f}'})"
+        )
+        groups = {"all": q.shares}
+        if by == "municipality":
+            groups = q.by_municipality
+        elif by == "channel":
+            groups = q.by_channel
+        table.add_column("group")
+        for col in ("answer", "count", "share", "95% CI"):
+            table.add_column(col, justify="right" if col != "answer" else "left")
+        for group, shares in groups.items():
+            for s in shares:
+                table.add_row(
+                    group,
+                    s.label,
+                    str(s.count),
+                    f"{s.share:.1%}",
+                    f"{s.ci_low:.1%}–{s.ci_high:.1%}",
+                )
+        console.print(table)
+
+
+@app.command()
+def export(
+    inquiry: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write")] = Path("answers.csv"),
+) -> None:
+    """Export answers as CSV (UTF-8 with BOM; citizens pseudonymised, never phone numbers)."""
+    import csv
+
+    from callcenter.audit import audit
+    from callcenter.results import EXPORT_HEADER, export_rows
+
+    async def main(settings: Settings) -> int:
+        engine = make_engine(settings)
+        n = 0
+        try:
+            with output.open("w", encoding="utf-8-sig", newline="") as out:
+                writer = csv.writer(out)
+                writer.writerow(EXPORT_HEADER)
+                async for row in export_rows(engine, inquiry, key=settings.pseudonym_key):
+                    writer.writerow(row)
+                    n += 1
+            async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+                audit(session, actor="cli", action="results.export", target=inquiry, rows=n)
+        finally:
+            await engine.dispose()
+        return n
+
+    console.print(f"{_domain(lambda: run(main))} answers written to {output}")
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    citizens: Annotated[int, typer.Option(help="simulated citizens")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1415,
+) -> None:
+    """Run a whole SMS inquiry on the embedded default with simulated citizens."""
+    from callcenter.demo import run_demo
+
+    settings = get_settings()
+    setup_logging(settings.model_copy(update={"log_level": "WARNING"}))
+    summary, res = asyncio.run(run_demo(settings, citizens=citizens, seed=seed, progress=not as_json))
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    print_results(res)
+    console.print(summary)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""``callcenter demo``: a whole SMS inquiry on the embedded default, end to end.
+
+N simulated citizens get the invitation through the loopback gateway (a Redis stream),
+read it as a person would (which question is this?), and reply through the real webhook:
+in Arabic or English, with Arabic-Indic digits or words, some with bad answers first, some
+opting out, some silent; a few replies are delivered twice, as gateways do on retries.
+At the end the numbers are recounted from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter import models
+from callcenter.citizens.importer import import_citizens
+from callcenter.inquiries import create_inquiry, load_definition
+from callcenter.inquiry.definition import Inquiry, Language, Question, QuestionKind
+from callcenter.inquiry.schema import parse_inquiry_yaml
+from callcenter.jobs import run_worker
+from callcenter.migrate import upgrade
+from callcenter.redis_conn import stop_embedded
+from callcenter.results import Results, inquiry_results
+from callcenter.settings import Settings
+from callcenter.sms.gateways.loopback import read_outbox
+from callcenter.web.app import create_app
+
+SAMPLE = Path(__file__).parent / "samples" / "return-of-life.yaml"
+MUNICIPALITIES = ["طرابلس المركز", "بنغازي", "مصراتة", "سبها", "الزاوية", "درنة", "غريان", "سرت"]
+ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
+PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
+BAD = ["🙂", "banana", "ممتاز جدا!!", "9", "???", "لا أعرف ربما"]
+
+
+@dataclass
+class Citizen:
+    phone: str
+    language: str
+    persona: str  # good | confused | stubborn | stop | silent
+    rng: random.Random
+    bad_left: int = 0
+    intended: dict[str, str] = field(default_factory=dict)
+
+
+def _digits(n: int, rng: random.Random) -> str:
+    style = rng.random()
+    if style < 0.3:
+        return "".join(ARABIC_DIGITS[int(d)] for d in str(n))
+    if style < 0.4:
+        return "".join(PERSIAN_DIGITS[int(d)] for d in str(n))
+    return f" {n} " if style < 0.5 else str(n)
+
+
+def _answer(citizen: Citizen, question: Question) -> tuple[str, str]:
+    """A valid reply and the value the engine should store for it."""
+    rng = citizen.rng
+    if question.kind is QuestionKind.RATING:
+        lo, hi = question.bounds
+        value = rng.randint(lo, hi)
+        return _digits(value, rng), str(value)
+    if question.kind is QuestionKind.YES_NO:
+        yes = rng.random() < 0.7
+        words = ["نعم", "ايوه", "yes", "1"] if yes else ["لا", "no", "2"]
+        return rng.choice(words), "yes" if yes else "no"
+    if question.kind is QuestionKind.CHOICE:
+        index = rng.randrange(len(question.options))
+        option = question.options[index]
+        reply = (
+            _digits(index + 1, rng)
+            if rng.random() < 0.7
+            else option.label.get("en" if citizen.language == "en" else "ar")
+        )
+        return reply, option.value
+    value = rng.randint(0, 100)
+    return str(value), str(value)
+
+
+def _question_in(inquiry: Inquiry, text: str, language: str) -> Question | None:
+    lang: Language = "en" if language == "en" else "ar"
+    for question in inquiry.questions:
+        if question.text.get(lang) in text:
+            return question
+    return None
+
+
+async def run_demo(
+    settings: Settings, *, citizens: int = 2000, seed: int = 1415, progress: bool = True
+) -> tuple[dict[str, Any], Results]:
+    workdir = Path(tempfile.mkdtemp(prefix="1415-demo-"))
+    demo = settings.model_copy(
+        update={
+            "data_dir": workdir,
+            "database_url": None,
+            "redis_url": None,
+            "sms_gateway": "loopback",
+            "quiet_start": None,
+            "quiet_end": None,
+            "env": "development",
+            "sms_rate_per_s": 0.0,
+        }
+    )
+    try:
+        return await _run(demo, citizens=citizens, seed=seed, progress=progress)
+    finally:
+        stop_embedded(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _run(
+    settings: Settings, *, citizens: int, seed: int, progress: bool
+) -> tuple[dict[str, Any], Results]:
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        engine = app.state.engine
+        await upgrade(engine)
+        data = parse_inquiry_yaml(SAMPLE.read_text(encoding="utf-8"), source=str(SAMPLE))
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            await create_inquiry(session, data, actor="demo")
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            inquiry = await load_definition(session, data.slug)
+
+        people = _people(citizens, rng)
+        register = settings.data_dir / "citizens.csv"
+        with register.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["phone", "municipality", "language"])
+            for p in people.values():
+                writer.writerow(["0" + p.phone[4:], rng.choice(MUNICIPALITIES), p.language])
+        await import_citizens(engine, register)
+
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_worker(settings, stop=stop))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            response = await client.post("/api/campaigns", json={"inquiry": data.slug, "start": True})
+            response.raise_for_status()
+            stats = await _converse(app, client, inquiry, people, progress=progress)
+        stop.set()
+        await worker
+        summary = await _recount(engine, inquiry, people, stats)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        res = await inquiry_results(engine, data.slug)
+    return summary, res
+
+
+def _people(n: int, rng: random.Random) -> dict[str, Citizen]:
+    personas = ["good"] * 70 + ["confused"] * 10 + ["stubborn"] * 4 + ["stop"] * 6 + ["silent"] * 10
+    people: dict[str, Citizen] = {}
+    numbers = rng.sample(range(10_000_000), n)
+    for i, number in enumerate(numbers):
+        phone = f"+2189{rng.choice('1245')}{number:07d}"
+        persona = rng.choice(personas)
+        people[phone] = Citizen(
+            phone=phone,
+            language="en" if rng.random() < 0.2 else "ar",
+            persona=persona,
+            rng=random.Random(i),
+            bad_left={"confused": 1, "stubborn": 9}.get(persona, 0),
+        )
+    return people
+
+
+async def _converse(
+    app: Any,
+    client: httpx.AsyncClient,
+    inquiry: Inquiry,
+    people: dict[str, Citizen],
+    *,
+    progress: bool,
+) -> dict[str, int]:
+    """Read the loopback outbox and let every invited citizen answer, one conversation each."""
+    from rich.progress import Progress
+
+    stats = {"replies": 0, "resent": 0, "messages_received": 0, "webhook_errors": 0}
+    errors: list[str] = []
+    expected = sum(1 for p in people.values() if p.persona != "silent")
+    done = 0
+    sem = asyncio.Semaphore(64)
+    counter = iter(range(10**9))
+
+    async def post(payload: dict[str, str]) -> httpx.Response:
+        """Deliver like a gateway does: a failed webhook is retried with the same id."""
+        for attempt in range(5):
+            try:
+                response = await client.post("/sms/loopback/inbound", json=payload)
+                if response.status_code < 500:
+                    return response
+            except Exception as exc:  # the in-process app raised: a 500 on the wire
+                stats["webhook_errors"] += 1
+                if attempt == 4:
+                    raise
+                errors.append(repr(exc))
+            await asyncio.sleep(0.05 * (attempt + 1))
+        return response
+
+    async def say(citizen: Citizen, body: str) -> str | None:
+        gateway_id = f"demo-{next(counter)}"
+        payload = {"id": gateway_id, "from": citizen.phone, "body": body}
+        async with sem:
+            response = await post(payload)
+            response.raise_for_status()
+            stats["replies"] += 1
+            if citizen.rng.random() < 0.03:  # a gateway retry: the same message again
+                again = await post(payload)
+                again.raise_for_status()
+                stats["resent"] += 1
+        reply: str | None = response.json().get("reply")
+        return reply
+
+    async def conversation(citizen: Citizen, first: str) -> None:
+        nonlocal done
+        text: str | None = first
+        if citizen.persona == "stop":
+            await say(citizen, citizen.rng.choice(["STOP", "توقف", "إلغاء", "stop please"]))
+            done += 1
+            return
+        for _ in range(20):
+            if text is None:
+                break
+            stats["messages_received"] += 1
+            question = _question_in(inquiry, text, citizen.language)
+            if question is None:
+                break  # thanks, or a closing message
+            if citizen.bad_left > 0:
+                citizen.bad_left -= 1
+                text = await say(citizen, citizen.rng.choice(BAD))
+                continue
+            reply, value = _answer(citizen, question)
+            citizen.intended[question.key] = value
+            text = await say(citizen, reply)
+        done += 1
+
+    redis = app.state.redis
+    tasks: set[asyncio.Task[None]] = set()
+    last_id = "0"
+    deadline = time.monotonic() + max(120.0, len(people) / 20)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("citizens answering", total=expected)
+        while done < expected and time.monotonic() < deadline:
+            batch, last_id = await read_outbox(redis, last_id, 1000, 200)
+            for _stream_id, sms, _gid in batch:
+                stats["messages_received"] += 0
+                citizen = people.get(sms.to)
+                if citizen is None or citizen.persona == "silent":
+                    continue
+                t = asyncio.create_task(conversation(citizen, sms.body))
+                tasks.add(t)
+            bar.update(task, completed=done)
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)  # re-raises what a conversation could not survive
+    if errors:
+        import logging
+
+        logging.getLogger(__name__).warning("%d webhook errors, e.g. %s", len(errors), errors[0])
+    return stats
+
+
+async def _recount(
+    engine: Any, inquiry: Inquiry, people: dict[str, Citizen], stats: dict[str, int]
+) -> dict[str, Any]:
+    """Recount from the database: every intended answer stored once, nothing twice."""
+    A, C, Q, M = (
+        models.table(models.Answer),
+        models.table(models.Citizen),
+        models.table(models.Question),
+        models.table(models.Message),
+    )
+    D, S = models.table(models.Delivery), models.table(models.InquirySession)
+    async with engine.connect() as conn:
+        stored = {
+            (phone, key): value
+            for phone, key, value in (
+                await conn.execute(
+                    select(C.c.phone, Q.c.key, A.c.value)
+                    .join(C, C.c.id == A.c.citizen_id)
+                    .join(Q, Q.c.id == A.c.question_id)
+                    .where(A.c.inquiry_id == inquiry.id)
+                )
+            ).all()
+        }
+        answer_rows = (await conn.execute(select(func.count()).select_from(A))).scalar_one()
+        message_rows = (await conn.execute(select(func.count()).where(M.c.direction == "in"))).scalar_one()
+        distinct_ids = (
+            await conn.execute(select(func.count(func.distinct(M.c.gateway_id))).where(M.c.direction == "in"))
+        ).scalar_one()
+        sent = (
+            await conn.execute(select(func.count()).where(D.c.status.in_(("sent", "delivered"))))
+        ).scalar_one()
+        replies_sent = (await conn.execute(select(func.count()).where(M.c.reply.is_not(None)))).scalar_one()
+        completed = (await conn.execute(select(func.count()).where(S.c.status == "completed"))).scalar_one()
+        opted_out = (
+            await conn.execute(select(func.count()).where(C.c.opted_out_at.is_not(None)))
+        ).scalar_one()
+    intended = {(p.phone, k): v for p in people.values() for k, v in p.intended.items()}
+    lost = sum(1 for key, value in intended.items() if stored.get(key) != value)
+    duplicated = (answer_rows - len(stored)) + (message_rows - distinct_ids)
+    return {
+        "citizens": len(people),
+        "messages_sent": int(sent) + int(replies_sent),
+        "replies": stats["replies"] + stats["resent"],
+        "answers": int(answer_rows),
+        "completed": int(completed),
+        "opted_out": int(opted_out),
+        "lost": lost,
+        "duplicated": int(duplicated),
+        "intended_answers": len(intended),
+        "webhook_retries": stats["resent"],
+    }

@@ -1,0 +1,98 @@
+"""SMS fan-out: one inquiry pushed to N citizens through real workers on PostgreSQL + Redis.
+
+    python scripts/bench/sms_fanout.py --citizens 100000                  # loopback gateway
+    python scripts/bench/sms_fanout.py --citizens 20000 --gateway kannel  # a real Kannel
+
+Prints one JSON object: citizens, handed_to_gateway, seconds, messages_per_s (and, for Kannel,
+kannel_raw_per_s: plain concurrent sendsms requests of the same texts to the same Kannel).
+``seconds`` runs from "start the campaign" (planning included) to the last delivery recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import _common
+from _campaign import (
+    new_campaign,
+    seed_citizens,
+    start_workers,
+    stop_workers,
+    wait_sent,
+    worker_env,
+)
+from arq.connections import RedisSettings, create_pool
+
+
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--citizens", type=int, default=100_000)
+    parser.add_argument("--gateway", choices=["loopback", "kannel"], default="loopback")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0.0, help="messages/s; 0 = no limit")
+    parser.add_argument("--timeout", type=float, default=600.0)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(_common.scratch_database(args.database_url, keep=args.keep))
+        engine = await stack.enter_async_context(_common.engine_for(url))
+        redis = await create_pool(RedisSettings.from_dsn(args.redis_url))
+        await redis.flushdb()
+        extra: dict[str, str] = {"CALLCENTER_SMS_GATEWAY": args.gateway}
+        result: dict[str, Any] = {}
+        lab = None
+        if args.gateway == "kannel":
+            from callcenter.testing.kannel import KannelLab, raw_sendsms_rate
+
+            lab = await stack.enter_async_context(KannelLab())
+            extra |= {
+                "CALLCENTER_KANNEL_SENDSMS_URL": lab.sendsms_url,
+                "CALLCENTER_KANNEL_USERNAME": lab.username,
+                "CALLCENTER_KANNEL_PASSWORD": lab.password,
+            }
+        await seed_citizens(engine, args.citizens)
+        campaign_id = await new_campaign(engine, rate=args.rate or None, gateway=args.gateway)
+        env = worker_env(url, args.redis_url, **extra)
+        workers = start_workers(args.workers, env)
+        try:
+            await asyncio.sleep(1.5)  # let the workers boot before the clock starts
+            started = time.perf_counter()
+            await redis.enqueue_job("plan_campaign", campaign_id, "bench", _job_id=f"plan:{campaign_id}")
+            progress, _ = await wait_sent(engine, campaign_id, args.citizens, args.timeout)
+            seconds = time.perf_counter() - started
+        finally:
+            stop_workers(workers)
+        sent = progress.get("sent", 0) + progress.get("delivered", 0)
+        handed = await redis.xlen("loopback:outbox") if args.gateway == "loopback" else sent
+        result |= {
+            "citizens": args.citizens,
+            "gateway": args.gateway,
+            "workers": args.workers,
+            "handed_to_gateway": int(handed),
+            "recorded_sent": int(sent),
+            "seconds": round(seconds, 3),
+            "messages_per_s": round(sent / seconds, 1) if seconds else 0.0,
+            "deliveries": progress,
+        }
+        if lab is not None:
+            from sqlalchemy.ext.asyncio import AsyncSession
+
+            from callcenter.inquiries import load_definition
+            from callcenter.inquiry.texts import invitation
+
+            async with AsyncSession(engine) as session:
+                inquiry = await load_definition(session, "return-of-life-roads")
+            texts = [invitation(inquiry, inquiry.first, "ar")] * args.citizens
+            result["kannel_raw_per_s"] = round(await raw_sendsms_rate(lab, texts, concurrency=64), 1)
+            result["share_of_raw"] = round(result["messages_per_s"] / result["kannel_raw_per_s"], 3)
+        await redis.aclose()
+        return result
+
+
+if __name__ == "__main__":
+    arguments = _common.parse_args(__doc__ or "", options)
+    _common.emit(asyncio.run(main(arguments)))
