@@ -82,6 +82,10 @@ class Inquiry(SQLModel, table=True):
     # draft -> scheduled -> running <-> paused -> closed (see inquiry.definition.STATUS_MOVES)
     status: str = Field(default="draft", max_length=16, index=True)
     scheduled_at: datetime | None = _ts()
+    # mode switch: citizens who have not answered on one channel within N hours get the other
+    switch_after_hours: float | None = None
+    switch_to: str | None = Field(default=None, max_length=8)  # voice | sms
+    max_contacts: int = 3  # per citizen and inquiry: SMS, calls and callbacks together
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -138,6 +142,8 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts()
     claimed_at: datetime | None = _ts()
     gateway_id: str | None = Field(default=None, max_length=100, index=True)
+    # voice: answered | no_answer | busy | congestion | failed | machine (the last try's outcome)
+    outcome: str | None = Field(default=None, max_length=16)
     segments: int | None = None
     encoding: str | None = Field(default=None, max_length=8)
     error: str | None = Field(default=None, max_length=300)
@@ -181,6 +187,50 @@ class Answer(SQLModel, table=True):
     number: float | None = None
     message_id: int | None = Field(default=None, unique=True)  # the inbound Message
     created_at: datetime = _created()
+
+
+class Call(SQLModel, table=True):
+    """A call record (CDR): one per call, inbound or outbound, for results and the dashboard."""
+
+    id: int | None = _id()
+    direction: str = Field(max_length=3)  # in | out
+    uniqueid: str | None = Field(default=None, max_length=64, unique=True)  # Asterisk's
+    channel: str = Field(default="", max_length=128)
+    caller: str = Field(default="", max_length=32)  # E.164 when it is a number
+    citizen_id: int | None = _fk("citizen.id", nullable=True)
+    campaign_id: int | None = _fk("campaign.id", nullable=True, index=False)
+    delivery_id: int | None = _fk("delivery.id", nullable=True, index=False)
+    session_id: int | None = _fk("inquiry_session.id", nullable=True, index=False)
+    language: str = Field(default="ar", max_length=2)
+    # answered | completed | abandoned (hung up mid-way) | no_answer | busy | congestion
+    # | failed | machine | callback (asked to be called back)
+    outcome: str | None = Field(default=None, max_length=16, index=True)
+    hangup_cause: str | None = Field(default=None, max_length=64)
+    started_at: datetime = _created()
+    answered_at: datetime | None = _ts()
+    ended_at: datetime | None = _ts()
+
+
+class Ticket(SQLModel, table=True):
+    """A service request or a callback asked for on the voice line; its human reference is
+    ``1415-`` and the zero-padded id (``1415-000123``), read out and keyed by callers."""
+
+    id: int | None = _id()
+    kind: str = Field(max_length=16)  # service | callback
+    citizen_id: int | None = _fk("citizen.id", nullable=True)
+    phone: str = Field(default="", max_length=32)  # E.164 when known: to call back
+    municipality_id: int | None = _fk("municipality.id", nullable=True, index=False)
+    call_id: int | None = _fk("call.id", nullable=True, index=False)
+    # open -> with_municipality -> in_progress -> resolved -> closed
+    status: str = Field(default="open", max_length=20, index=True)
+    callback: bool = False  # the caller asked to be called back
+    notes: str = Field(default="", max_length=2000)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+    @property
+    def reference(self) -> str:
+        return f"1415-{self.id or 0:06d}"
 
 
 class Message(SQLModel, table=True):

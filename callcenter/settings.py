@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     ami_username: str = "engine"
     ami_secret: str = DEV_SECRET
     prompts_dir: Path = Path("prompts")
+    #: where Asterisk finds the rendered prompts (same files, maybe another path or host)
+    asterisk_prompts_dir: Path | None = None
+    #: how an outbound call is dialled; production: "Local/{number}@campaign-dial" (which
+    #: dials the trunk and reports busy properly); tests: "Local/{number}@robot-citizens"
+    voice_dial_template: str = "Local/{number}@campaign-dial"
+    voice_caller_id: str = "1415 <1415>"
+    originate_timeout_s: float = 30.0
+    amd_enabled: bool = False
+    voice_channels: int = Field(default=30, description="calls in progress per trunk, at most")
+    voice_cps: float = Field(default=5.0, description="calls started per second, at most")
+    voice_retry_after_s: float = 1800.0
 
     @field_validator("quiet_start", "quiet_end", "database_url", "redis_url", "api_token", mode="before")
     @classmethod

@@ -11,7 +11,8 @@ AGI_SCRIPTS = frozenset({AGI_MAIN, AGI_OUTBOUND})
 CTX_INBOUND = "inbound-1415"
 CTX_OUTBOUND = "outbound-campaign"
 CTX_AGENTS = "agents"
-CONTEXTS = frozenset({CTX_INBOUND, CTX_OUTBOUND, CTX_AGENTS})
+CTX_CAMPAIGN_DIAL = "campaign-dial"  # dials the trunk, turns 486/congestion into Originate reasons
+CONTEXTS = frozenset({CTX_INBOUND, CTX_OUTBOUND, CTX_AGENTS, CTX_CAMPAIGN_DIAL})
 
 #: channel variables an outbound call carries (set by Originate, read over AGI)
 VAR_CAMPAIGN = "CC_CAMPAIGN_ID"

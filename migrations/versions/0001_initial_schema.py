@@ -23,10 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "auditlog",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -41,10 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "inquiry",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("slug", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("title_ar", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
@@ -55,6 +49,9 @@ def upgrade() -> None:
         sa.Column("thanks_en", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("switch_after_hours", sa.Float(), nullable=True),
+        sa.Column("switch_to", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
+        sa.Column("max_contacts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -66,10 +63,7 @@ def upgrade() -> None:
     op.create_table(
         "municipality",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("name_ar", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -82,14 +76,9 @@ def upgrade() -> None:
     op.create_table(
         "campaign",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column(
-            "inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("gateway", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("audience", sa.JSON(), nullable=False),
@@ -115,15 +104,10 @@ def upgrade() -> None:
     op.create_table(
         "citizen",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("phone", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column(
-            "municipality_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("municipality_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
         sa.Column("opted_out_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -134,22 +118,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("citizen", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_citizen_municipality_id"), ["municipality_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_citizen_municipality_id"), ["municipality_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_citizen_phone"), ["phone"], unique=True)
 
     op.create_table(
         "question",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column(
-            "inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -173,22 +150,16 @@ def upgrade() -> None:
     op.create_table(
         "delivery",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column(
-            "campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("gateway_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("segments", sa.Integer(), nullable=True),
         sa.Column("encoding", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
@@ -206,26 +177,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("campaign_id", "citizen_id"),
     )
     with op.batch_alter_table("delivery", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_delivery_campaign_status", ["campaign_id", "status"], unique=False
-        )
+        batch_op.create_index("ix_delivery_campaign_status", ["campaign_id", "status"], unique=False)
         batch_op.create_index(batch_op.f("ix_delivery_citizen_id"), ["citizen_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_delivery_gateway_id"), ["gateway_id"], unique=False)
 
     op.create_table(
         "inquiry_session",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column(
-            "inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
         sa.Column("question_key", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
@@ -248,21 +210,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("inquiry_id", "citizen_id"),
     )
     with op.batch_alter_table("inquiry_session", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_inquiry_session_citizen_id"), ["citizen_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_inquiry_session_citizen_id"), ["citizen_id"], unique=False)
 
     op.create_table(
         "optout",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column(
-            "citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("message_id", sa.Integer(), nullable=True),
@@ -279,23 +234,12 @@ def upgrade() -> None:
     op.create_table(
         "answer",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column(
-            "inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("inquiry_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
         sa.Column("raw", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("value", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
@@ -327,23 +271,58 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_answer_question_id"), ["question_id"], unique=False)
 
     op.create_table(
+        "call",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("direction", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+        sa.Column("uniqueid", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("caller", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("campaign_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+        sa.Column("hangup_cause", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaign.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["citizen_id"],
+            ["citizen.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["delivery.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["inquiry_session.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("uniqueid"),
+    )
+    with op.batch_alter_table("call", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_call_citizen_id"), ["citizen_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_call_outcome"), ["outcome"], unique=False)
+
+    op.create_table(
         "message",
         sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("direction", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
         sa.Column("gateway", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("gateway_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("phone", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-        sa.Column(
-            "citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
-        sa.Column(
-            "session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
-        ),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("body", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
         sa.Column("reply", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
         sa.Column("encoding", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
@@ -366,15 +345,58 @@ def upgrade() -> None:
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_message_phone"), ["phone"], unique=False)
 
+    op.create_table(
+        "ticket",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("citizen_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("phone", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("municipality_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("call_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("callback", sa.Boolean(), nullable=False),
+        sa.Column("notes", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["call_id"],
+            ["call.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["citizen_id"],
+            ["citizen.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["municipality_id"],
+            ["municipality.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("ticket", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ticket_citizen_id"), ["citizen_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_ticket_status"), ["status"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("ticket", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ticket_status"))
+        batch_op.drop_index(batch_op.f("ix_ticket_citizen_id"))
+
+    op.drop_table("ticket")
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_message_phone"))
 
     op.drop_table("message")
+    with op.batch_alter_table("call", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_call_outcome"))
+        batch_op.drop_index(batch_op.f("ix_call_citizen_id"))
+
+    op.drop_table("call")
     with op.batch_alter_table("answer", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_answer_question_id"))
         batch_op.drop_index(batch_op.f("ix_answer_citizen_id"))
