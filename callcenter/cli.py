@@ -47,6 +47,11 @@ def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
 
 async def _with_engine(settings: Settings, body: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     engine = make_engine(settings)
+    if settings.database_url is None:
+        # the embedded default migrates itself: a newcomer never meets a missing table
+        from callcenter.migrate import upgrade
+
+        await upgrade(engine)
     try:
         return await body(engine)
     finally:

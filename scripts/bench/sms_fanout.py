@@ -67,7 +67,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stop_workers(workers)
         sent = progress.get("sent", 0) + progress.get("delivered", 0)
-        handed = await redis.xlen("loopback:outbox") if args.gateway == "loopback" else sent
+        if lab is not None:  # what the fake SMSC actually received
+            handed = len(await lab.wait_received(sent, timeout_s=60)) if sent else 0
+        else:
+            handed = await redis.xlen("loopback:outbox")
         result |= {
             "citizens": args.citizens,
             "gateway": args.gateway,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from callcenter import models
 from callcenter.campaigns.service import Audience, counts, create_campaign, get_campaign, move
-from callcenter.web.deps import ActorDep, EngineDep, RedisDep, SessionDep, SettingsDep
+from callcenter.web.deps import ActorDep, EngineDep, RedisDep, SessionDep, SettingsDep, get_actor
 
-router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"], dependencies=[Depends(get_actor)])
 
 
 class CampaignIn(BaseModel):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, UploadFile
+from fastapi import APIRouter, Depends, UploadFile
 
 from callcenter.audit import audit
 from callcenter.citizens.importer import BadHeader, import_citizens
 from callcenter.errors import CallCenterError
-from callcenter.web.deps import ActorDep, EngineDep, SessionDep, SettingsDep
+from callcenter.web.deps import ActorDep, EngineDep, SessionDep, SettingsDep, get_actor
 
-router = APIRouter(prefix="/api/citizens", tags=["citizens"])
+router = APIRouter(prefix="/api/citizens", tags=["citizens"], dependencies=[Depends(get_actor)])
 
 
 @router.post("/import")

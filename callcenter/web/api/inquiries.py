@@ -7,7 +7,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -19,9 +19,9 @@ from callcenter.inquiries import create_inquiry, get_inquiry_row, load_definitio
 from callcenter.inquiry.definition import InquiryStatus
 from callcenter.inquiry.schema import InquiryIn, parse_inquiry_yaml
 from callcenter.results import EXPORT_HEADER, export_rows, inquiry_results
-from callcenter.web.deps import ActorDep, EngineDep, SessionDep, SettingsDep
+from callcenter.web.deps import ActorDep, EngineDep, SessionDep, SettingsDep, get_actor
 
-router = APIRouter(prefix="/api/inquiries", tags=["inquiries"])
+router = APIRouter(prefix="/api/inquiries", tags=["inquiries"], dependencies=[Depends(get_actor)])
 
 
 class StatusIn(BaseModel):
