@@ -92,7 +92,10 @@ async def test_unknown_inquiry_is_a_404(client: httpx.AsyncClient) -> None:
 async def test_citizen_upload_reports_bad_rows_and_keeps_good_ones(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    data = "\ufeffphone,municipality,language\r\n0912345678,طرابلس,ar\r\n0919999999912345,x,ar\r\n٠٩٢٣٤٥٦٧٨٩,بنغازي,en\r\n"
+    data = (
+        "\ufeffphone,municipality,language\r\n0912345678,طرابلس,ar\r\n"
+        "0919999999912345,x,ar\r\n٠٩٢٣٤٥٦٧٨٩,بنغازي,en\r\n"
+    )
     response = await client.post(
         "/api/citizens/import", files={"file": ("register.csv", data.encode(), "text/csv")}
     )
@@ -174,8 +177,11 @@ async def test_pause_and_cancel_over_http_refuse_impossible_moves(client: httpx.
 
 async def test_the_api_token_is_required_when_set(settings: Settings) -> None:
     app = create_app(settings.model_copy(update={"api_token": "s3cret"}))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            assert (await c.get("/api/inquiries")).status_code == 401
-            ok = await c.get("/api/inquiries", headers={"Authorization": "Bearer s3cret"})
-            assert ok.status_code == 200
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        assert (await c.get("/api/inquiries")).status_code == 401
+        ok = await c.get("/api/inquiries", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200

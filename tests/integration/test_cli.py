@@ -103,7 +103,8 @@ def test_a_newcomer_loads_imports_pushes_and_reads_results(data_dir: Path) -> No
 def test_bad_input_gets_a_clear_message_and_exit_code_2(data_dir: Path) -> None:
     broken = data_dir / "broken.yaml"
     broken.write_text(
-        "slug: x\ntitle: {ar: س}\nquestions:\n  - {key: q, kind: rating, next: {'1': nowhere}, text: {ar: س}}\n"
+        "slug: x\ntitle: {ar: س}\nquestions:\n"
+        "  - {key: q, kind: rating, next: {'1': nowhere}, text: {ar: س}}\n"
     )
     result = cli(data_dir, "inquiry", "load", str(broken))
     assert result.returncode == 2 and "nowhere" in result.stderr
