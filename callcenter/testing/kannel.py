@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import math
 import os
 import re
 import secrets
@@ -56,9 +55,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-from urllib.parse import quote_from_bytes, unquote_to_bytes
+from urllib.parse import quote, quote_from_bytes, unquote_to_bytes, urlencode
 
+import aiohttp
 import httpx
+from yarl import URL
 
 from callcenter.settings import Settings
 from callcenter.sms.encoding import analyse
@@ -671,46 +672,42 @@ async def raw_sendsms_rate(
     *,
     pools: int = 16,
     first_number: int = 218_910_000_000,
+    queries: Sequence[str] | None = None,
 ) -> float:
     """Messages per second of plain concurrent sendsms GETs: the benchmark's baseline.
 
-    One request per text (to consecutive numbers from ``first_number``), no DLR; at most
-    ``concurrency`` in flight over ``pools`` httpx clients. The default spreads them the
-    way :class:`~callcenter.sms.gateways.kannel.KannelGateway` does, so the comparison
-    shows the gateway's own cost; ``pools=1`` (one AsyncClient) is about three times
-    slower, CPU-bound in httpcore's pool bookkeeping.
+    One request per text (to consecutive numbers from ``first_number``), at most
+    ``concurrency`` in flight through one aiohttp session (as the gateway sends). Given
+    ``queries`` (ready query strings, e.g. ``KannelGateway.query``), those are sent
+    instead, so that Kannel does exactly the work it does for the engine (DLRs included).
     Raises KannelLabError if any request is not accepted.
     """
+    if queries is not None:
+        texts = list(queries)
     if not texts:
         return 0.0
-    pools = max(1, min(pools, concurrency))
-    per_pool = math.ceil(concurrency / pools)
-    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-    clients = [httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) for _ in range(pools)]
-    slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-    for i in range(concurrency):
-        slots.put_nowait(clients[i % pools])
+    del pools  # kept for callers; one aiohttp session, as the gateway uses
     failures: list[str] = []
     base = {"username": lab.username, "password": lab.password, "from": lab.short_code}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
 
-    async def one(i: int, text: str) -> None:
-        params = {**base, "to": f"+{first_number + i}", "text": text, "charset": "UTF-8"}
-        if not _gsm7(text):
-            params["coding"] = "2"
-        client = await slots.get()
-        try:
-            response = await client.get(lab.sendsms_url, params=params)
-        finally:
-            slots.put_nowait(client)
-        if response.status_code != 202:
-            failures.append(f"{response.status_code} {response.text.strip()}")
+        async def one(i: int, text: str) -> None:
+            if queries is not None:
+                query = text
+            else:
+                params = {**base, "to": f"+{first_number + i}", "text": text, "charset": "UTF-8"}
+                if not _gsm7(text):
+                    params["coding"] = "2"
+                query = urlencode(params, quote_via=quote)
+            async with session.get(URL(f"{lab.sendsms_url}?{query}", encoded=True)) as response:
+                answer = await response.text()
+                if response.status != 202:
+                    failures.append(f"{response.status} {answer.strip()}")
 
-    try:
         started = time.perf_counter()
         await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
         elapsed = time.perf_counter() - started
-    finally:
-        await asyncio.gather(*(c.aclose() for c in clients))
     if failures:
         raise KannelLabError(f"{len(failures)} sendsms requests failed, first: {failures[0]}")
     return len(texts) / elapsed
