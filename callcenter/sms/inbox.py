@@ -75,15 +75,14 @@ class Inbox:
 
     async def process(self, message_id: int, phone: str, body: str, ctx: Context | None = None) -> Outcome:
         """Run one stored message through the engine (also used to recover after a crash)."""
-        command = keyword(body, self.keywords)
         for _ in range(RETRIES):
             ctx = ctx or await self.store.context(phone)
             if ctx.citizen_id is None:
-                return await self._unknown(message_id, phone, command)
+                return await self._unknown(message_id, phone, keyword(body, self.keywords))
             session = ctx.session
             if session is None:
                 if ctx.invited is None:
-                    return await self._without_session(message_id, ctx, command)
+                    return await self._without_session(message_id, ctx, keyword(body, self.keywords))
                 # invited, first reply: the step opens the session (id None) as it writes
                 first = (await self._definition(ctx.invited, None)).first.key
                 session = SessionRow(None, ctx.invited, first, 0, "active", {}, ctx.language, 0, "running")

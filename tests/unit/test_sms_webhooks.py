@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from callcenter.settings import Settings
@@ -395,3 +397,15 @@ async def test_loopback_routes_present_in_production_with_loopback() -> None:
         payload = {"id": "1", "from": "+218910000001", "body": "x"}
         assert (await c.post("/sms/loopback/inbound", json=payload)).status_code == 200
     assert len(inbox.received) == 1
+
+
+@given(st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=80)))
+def test_inline_twiml_is_byte_for_byte_what_the_twilio_library_writes(reply: str | None) -> None:
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    from callcenter.sms.webhooks import _twiml
+
+    expected = MessagingResponse()
+    if reply is not None:
+        expected.message(reply)
+    assert _twiml(reply).body == expected.to_xml().encode()
