@@ -198,14 +198,27 @@ def inquiry_list() -> None:
 def inquiry_status(
     inquiry: str,
     status: Annotated[str, typer.Argument(help="draft | scheduled | running | paused | closed")],
+    at: Annotated[
+        str | None, typer.Option(help="for scheduled: start time, e.g. 2026-12-01T09:00 (Tripoli)")
+    ] = None,
 ) -> None:
     """Move an inquiry through draft -> scheduled -> running <-> paused -> closed."""
     from callcenter.inquiries import set_status
     from callcenter.inquiry.definition import InquiryStatus
 
+    when = None
+    if at:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:  # local time in Libya unless an offset is given
+            when = when.replace(tzinfo=ZoneInfo(get_settings().timezone))
+
     async def body(engine: AsyncEngine) -> str:
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-            return (await set_status(session, inquiry, InquiryStatus(status), actor="cli")).status
+            row = await set_status(session, inquiry, InquiryStatus(status), actor="cli", at=when)
+            return row.status
 
     console.print(f"{inquiry}: {_domain(lambda: run(lambda s: _with_engine(s, body)))}")
 

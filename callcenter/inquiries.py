@@ -3,6 +3,7 @@ move through the status life cycle."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlmodel import col
 
 from callcenter import models
 from callcenter.audit import audit
-from callcenter.errors import Conflict, InvalidTransition, NotFound
+from callcenter.errors import CallCenterError, Conflict, InvalidTransition, NotFound
 from callcenter.inquiry.definition import (
     STATUS_MOVES,
     Inquiry,
@@ -125,11 +126,24 @@ def to_definition(row: models.Inquiry, questions: list[models.Question]) -> Inqu
 
 
 async def set_status(
-    session: AsyncSession, ref: int | str, status: InquiryStatus, *, actor: str
+    session: AsyncSession,
+    ref: int | str,
+    status: InquiryStatus,
+    *,
+    actor: str,
+    at: datetime | None = None,
 ) -> models.Inquiry:
-    """Move an inquiry along draft -> scheduled -> running <-> paused -> closed."""
+    """Move an inquiry along draft -> scheduled -> running <-> paused -> closed.
+
+    ``scheduled`` takes ``at``: the worker's reconciler starts the inquiry (and its draft
+    campaigns) then.
+    """
     row = await get_inquiry_row(session, ref)
     current = InquiryStatus(row.status)
+    if status is InquiryStatus.SCHEDULED:
+        if at is None:
+            raise CallCenterError("scheduling needs a time (at)")
+        row.scheduled_at = at
     if status == current:
         return row
     if status not in STATUS_MOVES[current]:

@@ -19,12 +19,14 @@ from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
 from callcenter.campaigns.sender import Sender
 from callcenter.campaigns.service import epoch_key, move, plan
 from callcenter.db import make_engine
+from callcenter.inquiries import set_status
+from callcenter.inquiry.definition import InquiryStatus
 from callcenter.redis_conn import redis_url
 from callcenter.settings import Settings, get_settings
 from callcenter.sms.gateways import make_gateway
@@ -123,6 +125,7 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
         running = [
             int(cid) for cid in (await conn.execute(select(K.c.id).where(K.c.status == "running"))).scalars()
         ]
+    await start_scheduled(rt)
     lanes = 0
     for campaign_id in running:
         await rt.redis.set(f"campaign:{campaign_id}:status", "running")
@@ -135,6 +138,41 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
     if released or replies:
         log.warning("reconciled: %s deliveries released, %s replies recovered", released, replies)
     return {"released": int(released or 0), "lanes": lanes, "replies": replies}
+
+
+async def start_scheduled(rt: Runtime, now: datetime | None = None) -> list[int]:
+    """Scheduled inquiries whose time has come start running, with their draft SMS campaigns."""
+    now = now or datetime.now(UTC)
+    inquiries = models.table(models.Inquiry)
+    async with rt.engine.connect() as conn:
+        due = (
+            (
+                await conn.execute(
+                    select(inquiries.c.id).where(
+                        inquiries.c.status == "scheduled", inquiries.c.scheduled_at <= now
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        drafts = (
+            (
+                await conn.execute(
+                    select(K.c.id).where(K.c.inquiry_id.in_(due), K.c.status == "draft", K.c.channel == "sms")
+                )
+            )
+            .scalars()
+            .all()
+            if due
+            else []
+        )
+    for inquiry_id in due:
+        async with AsyncSession(rt.engine, expire_on_commit=False) as session, session.begin():
+            await set_status(session, int(inquiry_id), InquiryStatus.RUNNING, actor="scheduler")
+    for campaign_id in drafts:
+        await start_campaign(rt, int(campaign_id), actor="scheduler")
+    return [int(i) for i in due]
 
 
 # -- the worker ---------------------------------------------------------------------------

@@ -57,8 +57,11 @@ async def test_inquiry_life_cycle_over_http(client: httpx.AsyncClient, engine: A
         "problem",
         "recommend",
     ]
+    unscheduled = await client.post(f"/api/inquiries/{slug}/status", json={"status": "scheduled"})
+    assert unscheduled.status_code == 400 and "time" in unscheduled.text
     for status in ("scheduled", "running", "paused", "running", "closed"):
-        moved = await client.post(f"/api/inquiries/{slug}/status", json={"status": status})
+        body = {"status": status, "at": "2026-12-01T09:00:00+02:00"}
+        moved = await client.post(f"/api/inquiries/{slug}/status", json=body)
         assert moved.status_code == 200 and moved.json()["status"] == status
     stuck = await client.post(f"/api/inquiries/{slug}/status", json={"status": "running"})
     assert stuck.status_code == 409 and stuck.json()["error"] == "invalid_transition"

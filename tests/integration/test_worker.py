@@ -189,3 +189,31 @@ async def test_a_worker_killed_mid_batch_leaves_nothing_behind(
     stream = await redis.xrange("loopback:outbox")
     phones = Counter(fields[b"to"] for _, fields in stream)
     assert len(phones) == 600
+
+
+async def test_a_scheduled_inquiry_starts_with_its_draft_campaigns_when_its_time_comes(
+    pg: AsyncEngine, redis: aioredis.Redis, redis_db: int, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from callcenter.inquiries import set_status
+    from callcenter.inquiry.definition import InquiryStatus
+    from callcenter.jobs import start_scheduled
+
+    await make_inquiry(pg, yaml_text=THREE_QUESTIONS, status=InquiryStatus.DRAFT)
+    await make_citizens(pg, 5)
+    async with AsyncSession(pg, expire_on_commit=False) as session, session.begin():
+        campaign = await create_campaign(session, inquiry="three", audience=Audience(), actor="t")
+        soon = datetime.now(UTC) + timedelta(minutes=5)
+        await set_status(session, "three", InquiryStatus.SCHEDULED, actor="t", at=soon)
+    settings = make_settings(tmp_path, pg.url.render_as_string(hide_password=False), redis_db)
+    rt = await Runtime.start(settings)
+    try:
+        assert await start_scheduled(rt) == []  # not yet
+        assert await counts(pg, campaign.id or 0) == {}
+        started = await start_scheduled(rt, now=soon + timedelta(seconds=1))
+        assert len(started) == 1
+        assert await counts(pg, campaign.id or 0) == {"pending": 5}
+        assert await redis.get(f"campaign:{campaign.id}:status") == b"running"
+    finally:
+        await rt.close()

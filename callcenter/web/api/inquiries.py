@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -26,6 +26,7 @@ router = APIRouter(prefix="/api/inquiries", tags=["inquiries"], dependencies=[De
 
 class StatusIn(BaseModel):
     status: InquiryStatus
+    at: AwareDatetime | None = None  # for "scheduled": when to start
 
 
 def _summary(row: models.Inquiry) -> dict[str, Any]:
@@ -66,7 +67,7 @@ async def get_one(ref: str, session: SessionDep) -> dict[str, Any]:
 
 @router.post("/{ref}/status")
 async def change_status(ref: str, body: StatusIn, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
-    return _summary(await set_status(session, ref, body.status, actor=actor))
+    return _summary(await set_status(session, ref, body.status, actor=actor, at=body.at))
 
 
 @router.get("/{ref}/results")
