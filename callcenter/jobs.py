@@ -86,8 +86,9 @@ async def enqueue_lanes(redis: ArqRedis, campaign_id: int, lanes: int = LANES) -
 async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str) -> int:
     """Plan the outbox, mark the campaign running and queue its lanes; returns planned rows."""
     planned = await plan(rt.engine, campaign_id)
-    await move(rt.engine, rt.redis, campaign_id, "running", actor=actor)
-    await enqueue_lanes(rt.redis, campaign_id)
+    campaign = await move(rt.engine, rt.redis, campaign_id, "running", actor=actor)
+    if campaign.channel == "sms":  # voice campaigns are dialled by the telephony process
+        await enqueue_lanes(rt.redis, campaign_id)
     return planned
 
 
@@ -115,16 +116,18 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
     """Rebuild lost work from the database (safe to run any time, in any number of workers)."""
     cutoff = datetime.now(UTC) - timedelta(seconds=rt.settings.reconcile_after_s)
     async with rt.engine.begin() as conn:
+        # SMS rows only: a voice row whose Originate may have gone out is settled by the
+        # dialer, never simply re-queued (that could ring a citizen twice)
+        sms = select(K.c.id).where(K.c.channel == "sms")
         released = (
             await conn.execute(
                 update(D)
-                .where(D.c.status == "sending", D.c.claimed_at < cutoff)
+                .where(D.c.status == "sending", D.c.claimed_at < cutoff, D.c.campaign_id.in_(sms))
                 .values(status="pending", claimed_at=None)
             )
         ).rowcount
-        running = [
-            int(cid) for cid in (await conn.execute(select(K.c.id).where(K.c.status == "running"))).scalars()
-        ]
+        running_sms = select(K.c.id).where(K.c.status == "running", K.c.channel == "sms")
+        running = [int(cid) for cid in (await conn.execute(running_sms)).scalars()]
     await start_scheduled(rt)
     lanes = 0
     for campaign_id in running:
@@ -157,11 +160,7 @@ async def start_scheduled(rt: Runtime, now: datetime | None = None) -> list[int]
             .all()
         )
         drafts = (
-            (
-                await conn.execute(
-                    select(K.c.id).where(K.c.inquiry_id.in_(due), K.c.status == "draft", K.c.channel == "sms")
-                )
-            )
+            (await conn.execute(select(K.c.id).where(K.c.inquiry_id.in_(due), K.c.status == "draft")))
             .scalars()
             .all()
             if due

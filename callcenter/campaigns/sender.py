@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 D = models.table(models.Delivery)
 C = models.table(models.Citizen)
 K = models.table(models.Campaign)
+S = models.table(models.InquirySession)
 
 
 @dataclass
@@ -208,10 +209,11 @@ class Sender:
         result: LaneResult,
     ) -> str | None:
         assert campaign.id is not None
-        skipped = [r.id for r in rows if r.opted_out_at is not None]
-        todo = [r for r in rows if r.opted_out_at is None]
+        finished = await self._finished(campaign.inquiry_id, [r.id for r in rows])
+        skipped = [r.id for r in rows if r.opted_out_at is not None or r.id in finished]
+        todo = [r for r in rows if r.opted_out_at is None and r.id not in finished]
         if skipped:
-            await self._mark(skipped, status="skipped", error="opted out")
+            await self._mark(skipped, status="skipped", error="opted out or completed")
             result.skipped += len(skipped)
         i = 0
         while i < len(todo):
@@ -306,6 +308,22 @@ class Sender:
         result.sent += len(sent)
         result.retried += len(retry)
         result.failed += len(failed)
+
+    async def _finished(self, inquiry_id: int, delivery_ids: list[int]) -> set[int]:
+        """Deliveries whose citizen completed (or opted out of) the inquiry since planning,
+        on any channel: a citizen who answered by voice gets no SMS for it."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(D.c.id).where(
+                    D.c.id.in_(delivery_ids),
+                    exists().where(
+                        S.c.citizen_id == D.c.citizen_id,
+                        S.c.inquiry_id == inquiry_id,
+                        S.c.status.in_(("completed", "opted_out")),
+                    ),
+                )
+            )
+            return {int(i) for i in rows.scalars()}
 
     async def _mark(self, ids: list[int], *, status: str, error: str | None = None) -> None:
         async with self.engine.begin() as conn:

@@ -208,3 +208,21 @@ async def test_token_bucket_holds_the_rate_across_competing_takers(
     assert 40 * 1.5 - 8 <= taken <= 40 * 1.5 + 4 + 2  # rate x time, plus one burst
     with pytest.raises(ValueError):
         TokenBucket(redis, "x", rate=0)
+
+
+async def test_a_citizen_who_completed_on_another_channel_gets_no_sms(
+    engine: AsyncEngine, redis: aioredis.Redis, settings: Settings
+) -> None:
+    phones = await make_citizens(engine, 3)
+    campaign_id = await new_campaign(engine, redis)
+    S = models.table(models.InquirySession)
+    async with engine.begin() as conn:  # the first citizen finished by voice after planning
+        citizen = (await conn.execute(select(C.c.id).where(C.c.phone == phones[0]))).scalar_one()
+        inquiry = (await conn.execute(select(models.table(models.Inquiry).c.id))).scalar_one()
+        await conn.execute(
+            S.insert().values(inquiry_id=inquiry, citizen_id=citizen, channel="voice", status="completed")
+        )
+    gateway = ScriptedGateway()
+    await Sender(engine, redis, gateway, settings).run_lane(campaign_id)
+    assert {m.to for m in gateway.handed} == set(phones[1:])
+    assert await counts(engine, campaign_id) == {"sent": 2, "skipped": 1}
