@@ -27,6 +27,7 @@ from callcenter import models
 from callcenter.citizens.importer import import_citizens
 from callcenter.inquiries import create_inquiry, load_definition
 from callcenter.inquiry.definition import Inquiry, Language, Question, QuestionKind
+from callcenter.inquiry.engine import next_question
 from callcenter.inquiry.schema import parse_inquiry_yaml
 from callcenter.jobs import run_worker
 from callcenter.migrate import upgrade
@@ -150,7 +151,9 @@ async def _run(
             stats = await _converse(app, client, inquiry, people, progress=progress)
         stop.set()
         await worker
+        voice = await _voice(settings, engine, inquiry, people, progress=progress)
         summary = await _recount(engine, inquiry, people, stats)
+        summary |= voice
         summary["seconds"] = round(time.perf_counter() - started, 2)
         res = await inquiry_results(engine, data.slug)
     return summary, res
@@ -268,6 +271,55 @@ async def _converse(
     return stats
 
 
+async def _voice(
+    settings: Settings, engine: Any, inquiry: Inquiry, people: dict[str, Citizen], *, progress: bool
+) -> dict[str, Any]:
+    """The voice line on the Asterisk simulator: the citizens who never answered the SMS dial
+    1415 and answer by keypad (menu 1), through the real FastAGI IVR; a few hang up half-way."""
+    from callcenter.sim import Caller, SimConfig, Simulator, engine_dialplan
+    from callcenter.voice.ivr import make_agi_server
+
+    silent = [p for p in people.values() if p.persona == "silent"]
+    callers = []
+    for citizen in silent:
+        keys: list[str] = ["9"] if citizen.language == "en" else []
+        keys.append("1")
+        question: Question | None = inquiry.first
+        while question is not None:  # the path the IVR will take, skip logic included
+            pressed = _keypad(question, citizen)
+            if pressed is None:
+                break
+            keys.append(pressed[0])
+            citizen.intended[question.key] = pressed[1]
+            question = next_question(inquiry, question, pressed[1])
+        hang_up = citizen.rng.random() < 0.1
+        if hang_up:  # gives the first answer, then hangs up
+            keys = keys[: keys.index("1") + 2]
+            citizen.intended = {inquiry.first.key: citizen.intended[inquiry.first.key]}
+        callers.append(Caller.keys(*keys, hang_up=hang_up, number="0" + citizen.phone[4:]))
+    server = make_agi_server(settings, engine, host="127.0.0.1", port=0)
+    async with server:
+        config = SimConfig(agi_port=server.port, time_scale=0, dialplan=engine_dialplan())
+        async with Simulator(config) as sim:
+            await sim.run_callers(callers, concurrency=100)
+    return {"voice_calls": len(callers)}
+
+
+def _keypad(question: Question, citizen: Citizen) -> tuple[str, str] | None:
+    """A key that answers the question, and the value it records."""
+    rng = citizen.rng
+    if question.kind is QuestionKind.RATING:
+        lo, hi = question.bounds
+        value = rng.randint(lo, min(hi, 9))
+        return str(value), str(value)
+    if question.kind is QuestionKind.YES_NO:
+        return ("1", "yes") if rng.random() < 0.7 else ("2", "no")
+    if question.kind is QuestionKind.CHOICE and len(question.options) <= 9:
+        index = rng.randrange(len(question.options))
+        return str(index + 1), question.options[index].value
+    return None
+
+
 async def _recount(
     engine: Any, inquiry: Inquiry, people: dict[str, Citizen], stats: dict[str, int]
 ) -> dict[str, Any]:
@@ -292,6 +344,7 @@ async def _recount(
             ).all()
         }
         answer_rows = (await conn.execute(select(func.count()).select_from(A))).scalar_one()
+        by_voice = (await conn.execute(select(func.count()).where(A.c.channel == "voice"))).scalar_one()
         message_rows = (await conn.execute(select(func.count()).where(M.c.direction == "in"))).scalar_one()
         distinct_ids = (
             await conn.execute(select(func.count(func.distinct(M.c.gateway_id))).where(M.c.direction == "in"))
@@ -318,4 +371,5 @@ async def _recount(
         "duplicated": int(duplicated),
         "intended_answers": len(intended),
         "webhook_retries": stats["resent"],
+        "voice_answers": int(by_voice),
     }

@@ -133,6 +133,7 @@ def test_demo_runs_a_whole_inquiry_and_loses_nothing(data_dir: Path) -> None:
     assert summary["citizens"] == 80 and summary["lost"] == 0 and summary["duplicated"] == 0
     assert summary["answers"] == summary["intended_answers"] > 0
     assert summary["completed"] > 0 and summary["opted_out"] > 0
+    assert summary["voice_answers"] > 0  # the voice part ran on the simulator
 
 
 def test_up_serves_the_api_on_the_embedded_default(data_dir: Path) -> None:
