@@ -37,6 +37,7 @@ def setup_logging(settings: Settings) -> None:
     handler.addFilter(MaskPhonesFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
@@ -109,6 +110,26 @@ def worker() -> None:
     from callcenter.jobs import run_worker
 
     run(run_worker)
+
+
+@app.command()
+def agi(
+    dial: Annotated[bool, typer.Option(help="also run the outbound dialer (needs AMI)")] = True,
+) -> None:
+    """Run the telephony process: the FastAGI IVR (inbound 1415 and answered campaign calls)
+    and the outbound-call dialer over AMI."""
+    import signal
+
+    from callcenter.voice.service import run_telephony
+
+    async def main(settings: Settings) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_telephony(settings, stop, dial=dial)
+
+    run(main)
 
 
 @app.command()
@@ -232,6 +253,30 @@ def _domain(call: Callable[[], T]) -> T:
     except (CallCenterError, ValueError) as exc:
         err.print(f"[red]{getattr(exc, 'message', exc)}[/red]")
         raise typer.Exit(2) from exc
+
+
+@app.command("prompts")
+def prompts_cmd() -> None:
+    """Render every voice prompt (the catalogue and each inquiry's questions) to 8 kHz mono WAV
+    with espeak-ng and sox, under CALLCENTER_PROMPTS_DIR/audio (unchanged ones are skipped)."""
+    from sqlalchemy import select
+
+    from callcenter import models
+    from callcenter.inquiries import load_definition
+    from callcenter.prompts import render_all
+
+    async def main(settings: Settings) -> Any:
+        async def inquiries(engine: AsyncEngine) -> list[Any]:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                slugs = (await session.execute(select(models.table(models.Inquiry).c.slug))).scalars().all()
+                return [await load_definition(session, slug) for slug in slugs]
+
+        return await render_all(settings, await _with_engine(settings, inquiries))
+
+    report = _domain(lambda: run(main))
+    console.print(str(report))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 # -- citizens -----------------------------------------------------------------------------

@@ -162,3 +162,28 @@ def test_up_serves_the_api_on_the_embedded_default(data_dir: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_prompts_renders_the_catalogue_and_every_inquiry_question(data_dir: Path) -> None:
+    import shutil
+    import wave
+
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("espeak-ng and sox are required in CI")
+        pytest.skip("espeak-ng / sox not installed (apt install espeak-ng sox)")
+    assert cli(data_dir, "inquiry", "load", str(SAMPLE)).returncode == 0
+    env_dir = data_dir / "prompts"
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", "prompts"],
+        env={**os.environ, "CALLCENTER_DATA_DIR": str(data_dir), "CALLCENTER_PROMPTS_DIR": str(env_dir)},
+        cwd=data_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    question = env_dir / "audio" / "ar" / "q-return-of-life-roads-satisfaction.wav"
+    with wave.open(str(question)) as audio:
+        assert (audio.getframerate(), audio.getnchannels()) == (8000, 1)
+    assert (env_dir / "audio" / "en" / "greeting.wav").exists()

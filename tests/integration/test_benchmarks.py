@@ -1,0 +1,99 @@
+"""Every benchmark under scripts/bench runs at a tiny size, so none rots: each prints one JSON
+object with the fields its issue names. (Figures are measured by running them at full size,
+never asserted here.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callcenter.testing.asterisk import AsteriskUnavailable, toolchain
+
+ROOT = Path(__file__).parents[2]
+BENCH = ROOT / "scripts" / "bench"
+
+#: script -> (tiny arguments, fields the issue asks for)
+TINY: dict[str, list[tuple[list[str], set[str]]]] = {
+    "sms_fanout.py": [
+        (["--citizens", "300"], {"citizens", "handed_to_gateway", "seconds", "messages_per_s"}),
+        (["--citizens", "200", "--gateway", "kannel"], {"kannel_raw_per_s", "messages_per_s"}),
+    ],
+    "reply_ingest.py": [
+        (
+            ["--replies", "90", "--concurrency", "4"],
+            {"replies", "answers_recorded", "replies_per_s", "p50_ms", "p99_ms"},
+        ),
+    ],
+    "import_citizens.py": [
+        (["--rows", "2000"], {"rows", "imported", "rejected", "seconds", "rows_per_s", "copy_seconds"}),
+    ],
+    "rate_limit.py": [
+        (
+            ["--rate", "20", "--workers", "2", "--seconds", "2"],
+            {"target_per_s", "measured_per_s", "max_in_any_second"},
+        ),
+    ],
+    "ivr_concurrency.py": [
+        (["--callers", "20"], {"callers", "completed", "answers", "agi_rtt_p50_ms", "agi_rtt_p99_ms"}),
+    ],
+    "dialer_pacing.py": [
+        (
+            ["--citizens", "40", "--channels", "5", "--cps", "10", "--seconds", "3"],
+            {"max_in_progress", "target_cps", "measured_cps", "dialled_twice"},
+        ),
+    ],
+    "real_asterisk_calls.py": [
+        (["--calls", "2"], {"calls", "completed", "answers", "seconds"}),
+    ],
+}
+
+
+def test_every_benchmark_script_has_a_tiny_run() -> None:
+    scripts = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == set(TINY), "add the new benchmark to TINY (or remove the stale entry)"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "fields"),
+    [(script, args, fields) for script, runs in TINY.items() for args, fields in runs],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_benchmark_runs_tiny_and_prints_one_json_object(
+    script: str, args: list[str], fields: set[str]
+) -> None:
+    if not (BENCH / script).exists():
+        pytest.fail(f"{script} is missing")
+    if script == "real_asterisk_calls.py" or "kannel" in args:
+        need_real_parts(kannel="kannel" in args)
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env={**os.environ},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stdout
+    data = json.loads(lines[0])
+    assert fields <= set(data), f"missing {fields - set(data)}"
+
+
+def need_real_parts(*, kannel: bool) -> None:
+    """Skip with a reason on a newcomer's machine; in CI the real parts must be there."""
+    try:
+        if kannel:
+            if not Path("/usr/sbin/bearerbox").exists():
+                raise AsteriskUnavailable("Kannel (Debian kannel, kannel-extras) is not installed")
+        else:
+            toolchain()
+    except AsteriskUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"required in CI: {exc}")
+        pytest.skip(str(exc))
