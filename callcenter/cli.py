@@ -341,8 +341,14 @@ def campaign_start(
     municipality: Annotated[list[str] | None, typer.Option(help="municipality code (repeatable)")] = None,
     language: Annotated[list[str] | None, typer.Option(help="ar / en (repeatable)")] = None,
     rate: Annotated[float | None, typer.Option(help="messages per second (default: the setting)")] = None,
+    channel: Annotated[
+        str, typer.Option(help="sms (a worker sends) or voice (`callcenter agi` dials)")
+    ] = "sms",
 ) -> None:
-    """Create a campaign for INQUIRY and start it (a worker does the sending)."""
+    """Create a campaign for INQUIRY and start it."""
+    if channel not in ("sms", "voice"):
+        err.print("[red]--channel is sms or voice[/red]")
+        raise typer.Exit(2)
     from callcenter.campaigns.service import Audience, create_campaign
     from callcenter.jobs import Runtime, start_campaign
 
@@ -354,7 +360,8 @@ def campaign_start(
                     session,
                     inquiry=inquiry,
                     actor="cli",
-                    gateway=settings.sms_gateway,
+                    channel=channel,
+                    gateway=settings.sms_gateway if channel == "sms" else "trunk",
                     audience=Audience(tuple(municipality or ()), tuple(language or ())),
                     rate_per_s=rate,
                 )

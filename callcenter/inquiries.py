@@ -50,6 +50,8 @@ async def create_inquiry(
     row.title_ar, row.title_en = data.title.ar, data.title.en
     row.intro_ar, row.intro_en = (data.intro.ar, data.intro.en) if data.intro else ("", "")
     row.thanks_ar, row.thanks_en = (data.thanks.ar, data.thanks.en) if data.thanks else ("", "")
+    row.switch_after_hours, row.switch_to = data.switch_after_hours, data.switch_to
+    row.max_contacts = data.max_contacts
     row.updated_at = utcnow()
     await session.flush()
     assert row.id is not None

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
@@ -310,16 +310,22 @@ class Sender:
         result.failed += len(failed)
 
     async def _finished(self, inquiry_id: int, delivery_ids: list[int]) -> set[int]:
-        """Deliveries whose citizen completed (or opted out of) the inquiry since planning,
-        on any channel: a citizen who answered by voice gets no SMS for it."""
+        """Deliveries whose citizen completed (or opted out of) the inquiry since planning, on
+        any channel, or reached its contact cap: who answered by voice gets no SMS for it."""
+        from callcenter.voice.dial_rules import contacts, finished_session
+
+        inquiries = models.table(models.Inquiry)
         async with self.engine.connect() as conn:
+            cap = (
+                await conn.execute(select(inquiries.c.max_contacts).where(inquiries.c.id == inquiry_id))
+            ).scalar_one()
             rows = await conn.execute(
                 select(D.c.id).where(
                     D.c.id.in_(delivery_ids),
-                    exists().where(
-                        S.c.citizen_id == D.c.citizen_id,
-                        S.c.inquiry_id == inquiry_id,
-                        S.c.status.in_(("completed", "opted_out")),
+                    or_(
+                        finished_session(D.c.citizen_id, inquiry_id),
+                        # the cap counts SMS, calls and callbacks together
+                        contacts(D.c.citizen_id, inquiry_id, besides_delivery=D.c.id) >= cap,
                     ),
                 )
             )

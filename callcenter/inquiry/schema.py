@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -74,6 +74,18 @@ class InquiryIn(BaseModel):
     intro: TextIn | None = None
     thanks: TextIn | None = None
     questions: list[QuestionIn] = Field(min_length=1, max_length=50)
+    #: mode switch: who has not answered on one channel within this many hours is contacted
+    #: on ``switch_to`` (voice: called; sms: texted)
+    switch_after_hours: float | None = Field(default=None, gt=0, le=24 * 30)
+    switch_to: Literal["voice", "sms"] | None = None
+    #: contacts per citizen for this inquiry, SMS, calls and callbacks together
+    max_contacts: int = Field(default=3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _switch_is_complete(self) -> InquiryIn:
+        if (self.switch_after_hours is None) != (self.switch_to is None):
+            raise ValueError("give both switch_after_hours and switch_to, or neither")
+        return self
 
     @model_validator(mode="after")
     def _definition_is_sound(self) -> InquiryIn:

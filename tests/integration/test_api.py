@@ -188,3 +188,31 @@ async def test_the_api_token_is_required_when_set(settings: Settings) -> None:
         assert (await c.get("/api/inquiries")).status_code == 401
         ok = await c.get("/api/inquiries", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
+
+
+async def test_mode_switch_settings_and_voice_campaigns_over_http(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    created = await client.post(
+        "/api/inquiries", content=SAMPLE.read_bytes(), headers={"Content-Type": "application/yaml"}
+    )
+    assert created.status_code == 201
+    inquiries = models.table(models.Inquiry)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(inquiries.c.switch_after_hours, inquiries.c.switch_to, inquiries.c.max_contacts)
+            )
+        ).one()
+    assert tuple(row) == (24.0, "voice", 3)
+    half = THREE_QUESTIONS.replace("slug: three", "slug: half\nswitch_to: voice")
+    refused = await client.post(
+        "/api/inquiries", content=half.encode(), headers={"Content-Type": "application/yaml"}
+    )
+    assert refused.status_code == 422 and "switch_after_hours" in refused.text
+    voice = await client.post("/api/campaigns", json={"inquiry": "return-of-life-roads", "channel": "voice"})
+    assert (
+        voice.status_code == 201 and voice.json()["channel"] == "voice" and voice.json()["gateway"] == "trunk"
+    )
+    fax = await client.post("/api/campaigns", json={"inquiry": "return-of-life-roads", "channel": "fax"})
+    assert fax.status_code == 422

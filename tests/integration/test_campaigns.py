@@ -226,3 +226,32 @@ async def test_a_citizen_who_completed_on_another_channel_gets_no_sms(
     await Sender(engine, redis, gateway, settings).run_lane(campaign_id)
     assert {m.to for m in gateway.handed} == set(phones[1:])
     assert await counts(engine, campaign_id) == {"sent": 2, "skipped": 1}
+
+
+async def test_the_contact_cap_counts_every_channel(
+    engine: AsyncEngine, redis: aioredis.Redis, settings: Settings
+) -> None:
+    phones = await make_citizens(engine, 2)
+    inquiry_id = await make_inquiry(
+        engine, yaml_text=THREE_QUESTIONS.replace("slug: three", "slug: three\nmax_contacts: 1")
+    )
+    async with engine.begin() as conn:  # the first citizen was already called once
+        K = models.table(models.Campaign)
+        voice = (
+            await conn.execute(
+                K.insert().values(inquiry_id=inquiry_id, channel="voice", audience={}).returning(K.c.id)
+            )
+        ).scalar_one()
+        citizen = (await conn.execute(select(C.c.id).where(C.c.phone == phones[0]))).scalar_one()
+        await conn.execute(
+            D.insert().values(campaign_id=voice, citizen_id=citizen, status="sent", sent_at=datetime.now(UTC))
+        )
+    async with AsyncSession(engine) as session, session.begin():
+        campaign = await create_campaign(session, inquiry="three", audience=Audience(), actor="t")
+        campaign_id = campaign.id
+    assert campaign_id is not None
+    await plan(engine, campaign_id)
+    await move(engine, redis, campaign_id, "running", actor="test")
+    gateway = ScriptedGateway()
+    await Sender(engine, redis, gateway, settings).run_lane(campaign_id)
+    assert [m.to for m in gateway.handed] == [phones[1]]

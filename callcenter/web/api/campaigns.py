@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/campaigns", tags=["campaigns"], dependencies=[De
 
 class CampaignIn(BaseModel):
     inquiry: str
-    channel: Literal["sms"] = "sms"
+    channel: Literal["sms", "voice"] = "sms"
     municipalities: list[str] = Field(default_factory=list)
     languages: list[Literal["ar", "en"]] = Field(default_factory=list)
     rate_per_s: float | None = Field(default=None, ge=0)
@@ -50,7 +50,7 @@ async def create(
         audience=Audience(tuple(body.municipalities), tuple(body.languages)),
         actor=actor,
         channel=body.channel,
-        gateway=settings.sms_gateway,
+        gateway=settings.sms_gateway if body.channel == "sms" else "trunk",
         rate_per_s=body.rate_per_s,
         max_attempts=body.max_attempts,
         quiet_start=body.quiet_start,
