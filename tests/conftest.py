@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from callcenter.db import make_engine, make_sessionmaker
 from callcenter.migrate import upgrade
 from callcenter.settings import Settings
+from callcenter.testing.asterisk import Toolchain
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -144,3 +146,21 @@ async def inbox(engine: AsyncEngine, settings: Settings) -> AsyncIterator[object
     box = Inbox(engine, settings)
     yield box
     await box.aclose()
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with the reason on a newcomer's machine; in CI the real part must be there."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: it must be there)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def tools() -> Toolchain:
+    """The real Asterisk 22 and SIPp builds (from ../shared/asterisk)."""
+    from callcenter.testing.asterisk import AsteriskUnavailable, toolchain
+
+    try:
+        return toolchain()
+    except AsteriskUnavailable as exc:
+        unavailable(str(exc))

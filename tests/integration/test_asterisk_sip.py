@@ -8,12 +8,11 @@ except under CI (``CI=true``), where their absence fails.
 from __future__ import annotations
 
 import asyncio
-import os
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -22,10 +21,8 @@ from callcenter.telephony.agi import AgiChannel, AgiHangup, AgiServer
 from callcenter.testing.asterisk import (
     AmiMessage,
     AsteriskInstance,
-    AsteriskUnavailable,
     Toolchain,
     UasBehaviour,
-    toolchain,
 )
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(60)]
@@ -35,20 +32,6 @@ CAMPAIGN_VARS = {
     names.VAR_DELIVERY: "3456",
     names.VAR_CITIZEN: "+218912345678",
 }
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the Asterisk build must be there)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def tools() -> Toolchain:
-    try:
-        return toolchain()
-    except AsteriskUnavailable as exc:
-        unavailable(str(exc))
 
 
 @pytest.fixture(scope="module")

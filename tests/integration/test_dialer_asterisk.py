@@ -13,13 +13,12 @@ except under CI (``CI=true``), where their absence fails.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import wave
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -34,10 +33,8 @@ from callcenter.telephony.agi import AgiChannel, AgiHangup, AgiServer
 from callcenter.telephony.ami import AmiClient
 from callcenter.testing.asterisk import (
     AsteriskInstance,
-    AsteriskUnavailable,
     Toolchain,
     UasBehaviour,
-    toolchain,
 )
 from callcenter.voice.dialer import Dialer
 from tests.conftest import make_settings
@@ -46,20 +43,6 @@ from tests.factories import THREE_QUESTIONS, make_citizens, make_inquiry
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(60)]
 
 D, C, CALL = models.table(models.Delivery), models.table(models.Citizen), models.table(models.Call)
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the Asterisk build must be there)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def tools() -> Toolchain:
-    try:
-        return toolchain()
-    except AsteriskUnavailable as exc:
-        unavailable(str(exc))
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ Skipped without the Asterisk/SIPp builds, except under CI (``CI=true``), where i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from sqlalchemy import select
@@ -16,27 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
 from callcenter.settings import Settings
-from callcenter.testing.asterisk import AsteriskInstance, AsteriskUnavailable, Toolchain, toolchain
+from callcenter.testing.asterisk import AsteriskInstance, Toolchain
 from callcenter.voice.ivr import make_agi_server
 from callcenter.voice.ivr_prompts import write_silent_prompts
 from callcenter.voice.ivr_store import VoiceStore
 from tests.factories import THREE_QUESTIONS, make_inquiry
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(60)]
-
-
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the Asterisk build must be there)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def tools() -> Toolchain:
-    try:
-        return toolchain()
-    except AsteriskUnavailable as exc:
-        unavailable(str(exc))
 
 
 async def test_sip_caller_answers_the_inquiry_by_rfc2833(
