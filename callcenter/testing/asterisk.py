@@ -29,71 +29,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import hashlib
 import os
 import random
 import re
 import shutil
-import signal
 import socket
-import struct
 import subprocess
 import tarfile
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DIALPLANS_DIR = REPO_ROOT / "dialplans"
-SIPP_TEMPLATES_DIR = REPO_ROOT / "tests" / "sipp"
-#: Modules the robot citizens need on top of dialplans/modules.conf.
-ROBOT_MODULES = ("app_senddtmf.so", "app_playtones.so")
-#: The number citizens dial (the SIPp UAC's Request-URI user).
-SERVICE_NUMBER = "1415"
+from callcenter.testing.asterisk_ami import AmiMessage, AmiSession
+from callcenter.testing.asterisk_base import (
+    DIALPLANS_DIR,
+    REPO_ROOT,
+    ROBOT_MODULES,
+    SERVICE_NUMBER,
+    AsteriskError,
+    AsteriskUnavailable,
+    Toolchain,
+    _kill,
+    _kill_all,
+    _pdeathsig,
+    _tail,
+    _udp_bound,
+    free_port,
+)
+from callcenter.testing.sipp import SippProcess, SippResult, UasBehaviour, dtmf_xml, render_scenario
 
-_DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
-_KEY_MS = 160  # tone length of each RFC 2833 key
-_KEY_GAP_MS = 300  # silence after each key
-_PAUSES_MS = {"w": 500, "W": 1000}  # the same pause letters as SendDTMF
-
-
-class AsteriskUnavailable(RuntimeError):
-    """The Asterisk / SIPp builds are missing or cannot run on this machine."""
-
-
-class AsteriskError(RuntimeError):
-    """Asterisk did not boot, or a CLI command failed (the message ends with the log's tail)."""
-
-
-# -- the builds ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Toolchain:
-    """Unpacked Asterisk and SIPp trees."""
-
-    asterisk_home: Path
-    sipp_home: Path
-
-    @property
-    def asterisk_run(self) -> Path:
-        return self.asterisk_home / "bin" / "asterisk-run"
-
-    @property
-    def asterisk_cli(self) -> Path:
-        return self.asterisk_home / "bin" / "asterisk-run-cli"
-
-    @property
-    def sipp(self) -> Path:
-        return self.sipp_home / "bin" / "sipp"
+__all__ = [
+    "DIALPLANS_DIR", "REPO_ROOT", "AmiMessage", "AmiSession", "AsteriskError", "AsteriskInstance",
+    "AsteriskUnavailable",
+    "SippProcess", "SippResult", "Toolchain", "UasBehaviour", "free_port", "parse_conf", "toolchain",
+]  # fmt: skip
 
 
 def tarball_dir() -> Path:
@@ -279,59 +254,6 @@ def override_conf(text: str, section: str, values: Mapping[str, str], *, type: s
 
 
 # -- ports and processes ------------------------------------------------------------------------
-
-
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A port free on 127.0.0.1 a moment ago (TCP by default, ``socket.SOCK_DGRAM`` for UDP)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _udp_bound(port: int) -> bool:
-    """True once something (SIPp) holds the UDP port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        return False
-
-
-def _pdeathsig() -> Callable[[], None] | None:
-    """A preexec_fn that has the child killed when the spawning thread dies (Linux)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-
-def _kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGKILL whatever still runs (also the finalizer: no event loop needed)."""
-    for proc in procs:
-        _kill(proc)
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"({path} unreadable)"
-
-
-# -- Asterisk -----------------------------------------------------------------------------------
 
 
 class AsteriskInstance:
@@ -608,316 +530,3 @@ class AsteriskInstance:
                 raise AsteriskError(f"SIPp UAS did not bind {self.uas_port}: {await proc.wait()}")
             await asyncio.sleep(0.02)
         return proc
-
-
-# -- SIPp ---------------------------------------------------------------------------------------
-
-
-class UasBehaviour(StrEnum):
-    """What the SIPp UAS behind the ``trunk`` endpoint does with an INVITE."""
-
-    ANSWER = "answer"  # 200 OK, waits DELAY_MS, plays the keys, waits for Asterisk's BYE
-    BUSY = "busy"  # 486 Busy Here (OriginateResponse Reason 5)
-    NO_ANSWER = "no_answer"  # 180 Ringing until CANCEL (Reason 3 on the Originate timeout)
-    HANGUP = "hangup"  # 200 OK, plays the keys, sends BYE after HANGUP_AFTER_MS
-
-
-def dtmf_xml(keys: str, directory: Path) -> str:
-    """SIPp steps that press ``keys`` (0-9 * #; ``w``/``W`` pause 0.5/1 s like SendDTMF).
-
-    The keys go into one pcap written to ``directory`` (:func:`write_dtmf_pcap`) and played
-    with ``play_pcap_audio`` by absolute path (SIPp cannot take a variable there), followed by
-    a pause as long as the pcap. SIPp's own ``dtmf_2833_<key>.pcap`` files cannot be chained:
-    they were cut from one recording, so replaying ``4`` then ``2`` sends sequence numbers and
-    timestamps that go backwards, and Asterisk drops the second key.
-    """
-    if not keys:
-        return ""
-    body = keys.lstrip("wW")
-    lead_ms = _pause_ms(keys[: len(keys) - len(body)])
-    steps = [f'<pause milliseconds="{lead_ms}"/>'] if lead_ms else []
-    if body.strip("wW"):
-        digest = hashlib.sha1(body.encode()).hexdigest()[:12]
-        pcap = (directory / f"dtmf-{digest}.pcap").resolve()
-        length_ms = write_dtmf_pcap(pcap, body)
-        steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-        steps.append(f'<pause milliseconds="{length_ms}"/>')
-    else:
-        steps.append(f'<pause milliseconds="{_pause_ms(body)}"/>')
-    return "\n  ".join(steps)
-
-
-def _pause_ms(pauses: str) -> int:
-    return sum(_PAUSES_MS[p] for p in pauses)
-
-
-def write_dtmf_pcap(path: Path, keys: str, *, payload_type: int = 101) -> int:
-    """Write RFC 4733 telephone-events for ``keys`` as a pcap SIPp can replay; returns its
-    length in ms. Each key: a 160 ms event (a packet every 20 ms, the end packet three
-    times), then 300 ms of silence; ``w``/``W`` add 0.5/1 s. One SSRC, rising sequence
-    numbers and timestamps, so Asterisk takes every key, repeated ones included."""
-    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-    now_ms = seq = 0
-    ssrc = 0x1415_0000
-
-    def packet(at_ms: int, rtp: bytes) -> None:
-        udp = struct.pack(">HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
-        ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                                   bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])))  # fmt: skip
-        ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip)))
-        frame = bytes(12) + b"\x08\x00" + bytes(ip) + udp
-        out.extend(struct.pack("<IIII", at_ms // 1000, at_ms % 1000 * 1000, len(frame), len(frame)))
-        out.extend(frame)
-
-    for key in keys:
-        if key in _PAUSES_MS:
-            now_ms += _PAUSES_MS[key]
-            continue
-        if key not in _DTMF_EVENTS:
-            raise ValueError(f"cannot press {key!r}: keys are 0-9 * # (w, W pause)")
-        timestamp = now_ms * 8  # 8 kHz clock
-        steps = _KEY_MS // 20
-        for i in range(1, steps + 1):
-            end = i == steps
-            for _ in range(3 if end else 1):  # the end packet three times, same sequence
-                header = struct.pack(">BBHII", 0x80, (0x80 if i == 1 else 0) | payload_type,
-                                     seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)  # fmt: skip
-                event = struct.pack(">BBH", _DTMF_EVENTS[key], (0x80 if end else 0) | 10, i * 160)
-                packet(now_ms + (i - 1) * 20, header + event)
-            seq += 1
-        now_ms += _KEY_MS + _KEY_GAP_MS
-    path.write_bytes(bytes(out))
-    return now_ms
-
-
-def _ip_checksum(header: bytes) -> int:
-    total: int = sum(struct.unpack(f">{len(header) // 2}H", header))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def render_scenario(template: str, values: Mapping[str, str], *, templates: Path = SIPP_TEMPLATES_DIR) -> str:
-    """``tests/sipp/<template>`` with every ``@NAME@`` replaced (ValueError if one is left)."""
-    text = (templates / template).read_text(encoding="utf-8")
-    for name, value in values.items():
-        text = text.replace(f"@{name}@", value)
-    left = re.findall(r"@[A-Z_]+@", text)
-    if left:
-        raise ValueError(f"{template}: no value for {', '.join(sorted(set(left)))}")
-    return text
-
-
-_COUNTER = re.compile(r"^\s*(Successful|Failed) call\s*\|\s*\d+\s*\|\s*(\d+)", re.MULTILINE)
-
-
-@dataclass(frozen=True, slots=True)
-class SippResult:
-    """How a SIPp run ended: exit code 0 = every call went through its scenario."""
-
-    returncode: int
-    successful: int
-    failed: int
-    output: str = field(repr=False)
-    errors: str = field(repr=False, default="")
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-class SippProcess:
-    """A running ``sipp`` (UAC or UAS) on 127.0.0.1, killed with its test."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, error_file: Path, timeout_s: float) -> None:
-        self._proc = proc
-        self._error_file = error_file
-        self._timeout = timeout_s
-        self._result: SippResult | None = None
-
-    @classmethod
-    async def spawn(
-        cls, tools: Toolchain, argv: Sequence[str], workdir: Path, *, timeout_s: float
-    ) -> SippProcess:
-        error_file = Path(tempfile.mkstemp(prefix="sipp-errors-", suffix=".log", dir=workdir)[1])
-        proc = await asyncio.create_subprocess_exec(
-            str(tools.sipp), *argv, "-i", "127.0.0.1", "-mp", str(free_port(socket.SOCK_DGRAM)),
-            "-ci", "127.0.0.1", "-cp", str(free_port(socket.SOCK_DGRAM)), "-nostdin",
-            "-timeout", f"{timeout_s:g}s", "-timeout_error",
-            "-trace_err", "-error_file", str(error_file),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_pdeathsig(), cwd=workdir,
-        )  # fmt: skip
-        return cls(proc, error_file, timeout_s)
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.returncode
-
-    async def wait(self) -> SippResult:
-        """Wait for SIPp to finish (its own ``-timeout`` plus 10 s, then it is killed)."""
-        if self._result is None:
-            done = False
-            try:
-                output, _ = await asyncio.wait_for(self._proc.communicate(), self._timeout + 10)
-                done = True
-            finally:
-                if not done:
-                    await self.stop()
-            text = output.decode(errors="replace")
-            counts = {kind: int(n) for kind, n in _COUNTER.findall(text)}
-            self._result = SippResult(
-                returncode=self._proc.returncode if self._proc.returncode is not None else -1,
-                successful=counts.get("Successful", 0),
-                failed=counts.get("Failed", 0),
-                output=text,
-                errors=_tail(self._error_file, 60),
-            )
-        return self._result
-
-    async def stop(self) -> None:
-        if self._proc.returncode is None:
-            self._proc.kill()
-            await self._proc.wait()
-
-
-# -- AMI ----------------------------------------------------------------------------------------
-
-AmiMessage = dict[str, str]
-
-
-class AmiSession:
-    """A bare AMI connection for tests and benchmarks, independent of the engine's client.
-
-    Every message received is kept in :attr:`messages` (a dict per message; a repeated header
-    such as ``ChanVariable`` holds its values joined by newlines); :meth:`wait_for` finds one.
-    """
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self.messages: list[AmiMessage] = []
-        self._changed = asyncio.Condition()
-        self._ids = 0
-        self._task: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def connect(
-        cls, host: str, port: int, username: str, secret: str, *, events: str = "on"
-    ) -> AmiSession:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-        session = cls(reader, writer)
-        try:
-            await asyncio.wait_for(reader.readline(), 10)  # "Asterisk Call Manager/11.0.0"
-            session._task = asyncio.create_task(session._read(), name="ami-session-reader")
-            reply = await session.action("Login", {"Username": username, "Secret": secret, "Events": events})
-            if reply.get("Response") != "Success":
-                raise AsteriskError(f"AMI login refused: {reply}")
-        except BaseException:
-            await session.close()
-            raise
-        return session
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def _read(self) -> None:
-        message: AmiMessage = {}
-        while line := await self._reader.readline():
-            text = line.decode(errors="replace").rstrip("\r\n")
-            if text:
-                key, _, value = text.partition(":")
-                value = value.strip()
-                # Repeated headers (ChanVariable: one per variable) are joined by newlines.
-                message[key] = f"{message[key]}\n{value}" if key in message else value
-                continue
-            if message:
-                async with self._changed:
-                    self.messages.append(message)
-                    self._changed.notify_all()
-                message = {}
-
-    async def send(self, action: str, headers: Mapping[str, str | Sequence[str]] | None = None) -> str:
-        """Send an action without waiting; returns its ActionID."""
-        self._ids += 1
-        action_id = f"t{self._ids}"
-        lines = [f"Action: {action}", f"ActionID: {action_id}"]
-        for key, value in (headers or {}).items():
-            values = [value] if isinstance(value, str) else list(value)
-            lines.extend(f"{key}: {item}" for item in values)
-        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await self._writer.drain()
-        return action_id
-
-    async def action(
-        self,
-        action: str,
-        headers: Mapping[str, str | Sequence[str]] | None = None,
-        *,
-        timeout_s: float = 10.0,
-    ) -> AmiMessage:
-        """Send an action and return its response."""
-        action_id = await self.send(action, headers)
-        return await self.wait_for(
-            lambda m: m.get("ActionID") == action_id and "Response" in m, timeout_s=timeout_s
-        )
-
-    async def wait_for(self, match: Callable[[AmiMessage], bool], *, timeout_s: float = 10.0) -> AmiMessage:
-        """The first message (since connecting) for which ``match`` is true."""
-
-        def find() -> AmiMessage | None:
-            return next((m for m in self.messages if match(m)), None)
-
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), timeout_s)
-            except TimeoutError:
-                raise AsteriskError(f"no matching AMI message within {timeout_s:g}s") from None
-        found = find()
-        assert found is not None
-        return found
-
-    async def originate(
-        self,
-        channel: str,
-        *,
-        context: str,
-        exten: str = "s",
-        priority: int = 1,
-        variables: Mapping[str, str] | None = None,
-        caller_id: str | None = None,
-        timeout_ms: int = 30000,
-    ) -> AmiMessage:
-        """An async Originate; returns its OriginateResponse event (Reason 4 answered,
-        5 busy, 3 no answer, 8 congestion, 0 failed)."""
-        headers: dict[str, str | Sequence[str]] = {
-            "Channel": channel, "Context": context, "Exten": exten, "Priority": str(priority),
-            "Timeout": str(timeout_ms), "Async": "true",
-        }  # fmt: skip
-        if caller_id:
-            headers["CallerID"] = caller_id
-        if variables:
-            headers["Variable"] = [f"{key}={value}" for key, value in variables.items()]
-        reply = await self.action("Originate", headers)
-        if reply.get("Response") != "Success":
-            raise AsteriskError(f"Originate refused: {reply}")
-        action_id = reply["ActionID"]
-        return await self.wait_for(
-            lambda m: m.get("Event") == "OriginateResponse" and m.get("ActionID") == action_id,
-            timeout_s=timeout_ms / 1000 + 10,
-        )
-
-    async def close(self) -> None:
-        if not self._writer.is_closing():
-            with contextlib.suppress(OSError, asyncio.TimeoutError, AsteriskError):
-                await asyncio.wait_for(self.send("Logoff"), 2)
-            self._writer.close()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 2)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await self._task
