@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
@@ -41,6 +42,10 @@ class CallStart:
     delivery_id: int | None = None
 
 
+def _existing(table: Table, row_id: int | None) -> Any:
+    return None if row_id is None else select(table.c.id).where(table.c.id == row_id).scalar_subquery()
+
+
 async def open_call(engine: AsyncEngine, start: CallStart) -> int:
     """Insert the call's row; an AGI session re-run on the same channel reuses it."""
     values = {
@@ -50,8 +55,10 @@ async def open_call(engine: AsyncEngine, start: CallStart) -> int:
         "caller": start.caller[:32],
         "language": start.language,
         "citizen_id": start.citizen_id,
-        "campaign_id": start.campaign_id,
-        "delivery_id": start.delivery_id,
+        # ids from channel variables are only kept if they exist: a stale or mistyped
+        # variable must not stop the call on a foreign key
+        "campaign_id": _existing(models.table(models.Campaign), start.campaign_id),
+        "delivery_id": _existing(models.table(models.Delivery), start.delivery_id),
         "started_at": func.now(),
         "answered_at": func.now(),
     }

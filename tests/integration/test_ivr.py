@@ -309,6 +309,23 @@ async def test_outbound_records_answers_for_the_campaign(lab: Lab) -> None:
     assert played(session)[:2] == ["outbound-intro", "press-star-to-repeat"]
 
 
+async def test_stale_campaign_variables_do_not_break_the_call(lab: Lab) -> None:
+    """Channel variables naming a campaign and delivery that do not exist: the call goes on,
+    its record simply carries no campaign."""
+    await make_inquiry(lab.engine, yaml_text=THREE_QUESTIONS)
+    variables = (
+        (names.VAR_CAMPAIGN, "999999"),
+        (names.VAR_DELIVERY, "888888"),
+        (names.VAR_CITIZEN, "garbage"),
+    )
+    request = OriginateRequest(None, "PJSIP/0910000056@trunk", names.CTX_OUTBOUND, "s", variables=variables)
+    assert await lab.sim.calls.originate(request) == 4
+    [row] = await call_rows(lab.engine)
+    assert (row.direction, row.campaign_id, row.delivery_id) == ("out", None, None)
+    assert row.outcome is not None and row.ended_at is not None
+    assert await answers(lab.engine) == {}
+
+
 async def test_unknown_agi_script_is_refused(lab: Lab) -> None:
     session = await lab.call(Caller.keys("1"), context="other")
     assert session.commands[-1] == "HANGUP"
