@@ -272,7 +272,21 @@ class Sender:
                 failed.append({"b_id": row.id, "b_err": (res.error or "")[:300]})
                 if len(result.errors) < 20:
                     result.errors.append(res.error or "")
+        # Gateways without their own ids (Kannel: DLRs come back with our ref) need no row-by-row
+        # update: one statement per text shape records a whole chunk.
+        plain: dict[tuple[int, str], list[int]] = {}
+        for item in [r for r in sent if r["b_gid"] is None]:
+            plain.setdefault((item["b_seg"], item["b_enc"]), []).append(item["b_id"])
+        sent = [r for r in sent if r["b_gid"] is not None]
         async with self.engine.begin() as conn:
+            for (segments, encoding), ids in plain.items():
+                await conn.execute(
+                    update(D)
+                    .where(D.c.id.in_(ids))
+                    .values(
+                        status="sent", segments=segments, encoding=encoding, sent_at=func.now(), error=None
+                    )
+                )
             if sent:
                 await conn.execute(
                     update(D)
@@ -305,7 +319,7 @@ class Sender:
                     .values(status="failed", error=bindparam("b_err")),
                     failed,
                 )
-        result.sent += len(sent)
+        result.sent += len(sent) + sum(len(ids) for ids in plain.values())
         result.retried += len(retry)
         result.failed += len(failed)
 

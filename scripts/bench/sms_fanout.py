@@ -86,6 +86,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await seed_citizens(engine, args.citizens)
         campaign_id = await new_campaign(engine, rate=args.rate or None, gateway=args.gateway)
         env = worker_env(url, args.redis_url, **extra)
+        if lab is not None:  # both measured runs meet a warm Kannel, not just the second one
+            auth = f"username={lab.username}&password={lab.password}&from={lab.short_code}"
+            warm = [f"to=%2B21893{i:07d}&text=warm-up&{auth}" for i in range(min(2000, args.citizens))]
+            await raw_sendsms_rate(lab, [], concurrency=64, queries=warm)
+            await asyncio.sleep(1.0)
         workers = start_workers(args.workers, env)
         try:
             await asyncio.sleep(1.5)  # let the workers boot before the clock starts
@@ -97,7 +102,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             stop_workers(workers)
         sent = progress.get("sent", 0) + progress.get("delivered", 0)
         if lab is not None:  # what the fake SMSC actually received
-            handed = len(await lab.wait_received(sent, timeout_s=60)) if sent else 0
+            ours = lambda m: not m.to.startswith("+21893")  # noqa: E731  (not the warm-up)
+            handed = len(await lab.wait_received(sent, where=ours, timeout_s=60)) if sent else 0
         else:
             handed = await redis.xlen("loopback:outbox")
         result |= {
@@ -133,4 +139,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     arguments = _common.parse_args(__doc__ or "", options)
-    _common.emit(asyncio.run(main(arguments)))
+    from callcenter.cli import run_async  # the same event loop as the worker's
+
+    _common.emit(run_async(main(arguments)))
