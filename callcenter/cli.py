@@ -152,6 +152,8 @@ def agi(
 def up() -> None:
     """Set up and run everything on one machine: migrate, embedded Redis (unless
     CALLCENTER_REDIS_URL is set), the API with the SMS webhooks, and a worker."""
+    import signal
+
     import uvicorn
 
     from callcenter.jobs import run_worker
@@ -178,11 +180,19 @@ def up() -> None:
             "Ctrl-C stops."
         )
         worker_task = asyncio.create_task(run_worker(settings, stop=stop))
+        # uvicorn re-raises SIGINT/SIGTERM through the handler it found when it started; this
+        # one keeps the process alive long enough to stop the worker and the embedded Redis
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         try:
             await server.serve()
         finally:
             stop.set()
             await worker_task
+            if settings.redis_url is None:  # the embedded Redis we started goes with us
+                from callcenter.redis_conn import stop_embedded
+
+                stop_embedded(settings.data_dir)
 
     run(main)
 

@@ -162,6 +162,13 @@ def test_up_serves_the_api_on_the_embedded_default(data_dir: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+    assert proc.returncode in (0, -15, 143)
+    for _ in range(50):  # the embedded Redis stopped with it (it removes its pid file)
+        if not (data_dir / "redis.pid").exists():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the embedded redis-server outlived `callcenter up`")
 
 
 def test_prompts_renders_the_catalogue_and_every_inquiry_question(data_dir: Path) -> None:
