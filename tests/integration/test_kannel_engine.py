@@ -31,7 +31,7 @@ pytestmark = pytest.mark.kannel
 A = models.table(models.Answer)
 
 
-async def eventually(check: Callable[[], object], what: str, timeout_s: float = 20.0) -> None:
+async def eventually(check: Callable[[], object], what: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check() if asyncio.iscoroutinefunction(check) else not check():
         if time.monotonic() > deadline:
@@ -87,7 +87,7 @@ async def test_an_inquiry_goes_out_and_comes_back_through_a_real_kannel(
         await gateway.aclose()
     assert result.sent == 2
 
-    invitations = await lab.wait_received(2, timeout_s=20)
+    invitations = await lab.wait_received(2, timeout_s=60)
     first = next(m for m in invitations if m.to == phones[0])
     assert "السؤال الأول" in first.text and first.coding in ("ucs-2", "udh")
 
@@ -103,7 +103,9 @@ async def test_an_inquiry_goes_out_and_comes_back_through_a_real_kannel(
             return (await conn.execute(select(A.c.value))).scalars().all() == ["4"]
 
     await eventually(answered, "the answer")
-    second = await lab.wait_received(1, where=lambda m: m.to == phones[0] and "السؤال الثاني" in m.text)
+    second = await lab.wait_received(
+        1, where=lambda m: m.to == phones[0] and "السؤال الثاني" in m.text, timeout_s=60
+    )
     assert second
     await lab.inject(phones[0], "نعم")
 
@@ -112,5 +114,7 @@ async def test_an_inquiry_goes_out_and_comes_back_through_a_real_kannel(
             return (await conn.execute(select(A.c.value).order_by(A.c.id))).scalars().all() == ["4", "yes"]
 
     await eventually(both, "the second answer")
-    third = await lab.wait_received(1, where=lambda m: m.to == phones[0] and "السؤال الثالث" in m.text)
+    third = await lab.wait_received(
+        1, where=lambda m: m.to == phones[0] and "السؤال الثالث" in m.text, timeout_s=60
+    )
     assert third
