@@ -8,6 +8,7 @@ IVR are adapters that turn their input into text (DTMF digits are text too) and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -41,6 +42,11 @@ class State:
     answered: frozenset[str] = frozenset()
     #: (key, value) of answers given, so skip logic over answered questions follows them
     values: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def stored(cls, question: str | None, attempts: int, status: str, answered: Mapping[str, str]) -> State:
+        """The state as a session row keeps it (``answered``: question key -> value)."""
+        return cls(question, attempts, SessionStatus(status), frozenset(answered), tuple(answered.items()))
 
     def value(self, key: str) -> str | None:
         return next((v for k, v in self.values if k == key), None)

@@ -51,15 +51,7 @@ class SessionRow:
     inquiry_status: str
 
     def state(self) -> State:
-        from callcenter.inquiry.engine import SessionStatus
-
-        return State(
-            question=self.question_key,
-            attempts=self.attempts,
-            status=SessionStatus(self.status),
-            answered=frozenset(self.answered),
-            values=tuple(self.answered.items()),
-        )
+        return State.stored(self.question_key, self.attempts, self.status, self.answered)
 
 
 @dataclass(frozen=True, slots=True)

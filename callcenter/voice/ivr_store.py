@@ -52,13 +52,7 @@ class VoiceSession:
 
     @property
     def state(self) -> State:
-        return State(
-            question=self.question,
-            attempts=self.attempts,
-            status=SessionStatus(self.status),
-            answered=frozenset(self.answered),
-            values=tuple(self.answered.items()),
-        )
+        return State.stored(self.question, self.attempts, self.status, self.answered)
 
 
 def phone_of(raw: str | None, region: str) -> str | None:
