@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 D = models.table(models.Delivery)
 C = models.table(models.Citizen)
 K = models.table(models.Campaign)
+# "sent" unless a delivery report overtook the recording (fast gateways report within
+# milliseconds): then the row keeps "delivered" / "failed"
+SENT = case((D.c.status == "sending", "sent"), else_=D.c.status)
 S = models.table(models.InquirySession)
 
 
@@ -283,16 +286,14 @@ class Sender:
                 await conn.execute(
                     update(D)
                     .where(D.c.id.in_(ids))
-                    .values(
-                        status="sent", segments=segments, encoding=encoding, sent_at=func.now(), error=None
-                    )
+                    .values(status=SENT, segments=segments, encoding=encoding, sent_at=func.now(), error=None)
                 )
             if sent:
                 await conn.execute(
                     update(D)
                     .where(D.c.id == bindparam("b_id"))
                     .values(
-                        status="sent",
+                        status=SENT,
                         gateway_id=bindparam("b_gid"),
                         segments=bindparam("b_seg"),
                         encoding=bindparam("b_enc"),
@@ -304,7 +305,7 @@ class Sender:
             if retry:
                 await conn.execute(
                     update(D)
-                    .where(D.c.id == bindparam("b_id"))
+                    .where(D.c.id == bindparam("b_id"), D.c.status == "sending")
                     .values(
                         status="pending",
                         error=bindparam("b_err"),
@@ -315,7 +316,7 @@ class Sender:
             if failed:
                 await conn.execute(
                     update(D)
-                    .where(D.c.id == bindparam("b_id"))
+                    .where(D.c.id == bindparam("b_id"), D.c.status == "sending")
                     .values(status="failed", error=bindparam("b_err")),
                     failed,
                 )

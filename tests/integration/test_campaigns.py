@@ -255,3 +255,39 @@ async def test_the_contact_cap_counts_every_channel(
     gateway = ScriptedGateway()
     await Sender(engine, redis, gateway, settings).run_lane(campaign_id)
     assert [m.to for m in gateway.handed] == [phones[1]]
+
+
+class OvertakingGateway(ScriptedGateway):
+    """A gateway whose delivery report arrives before the sender has recorded the hand-over."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings, *, own_ids: bool) -> None:
+        super().__init__()
+        self.engine, self.settings, self.own_ids = engine, settings, own_ids
+
+    async def send_many(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+        from callcenter.sms.gateways.base import StatusReport
+        from callcenter.sms.inbox import Inbox
+
+        self.handed.extend(messages)
+        inbox = Inbox(self.engine, self.settings)
+        try:
+            for m in messages:
+                await inbox.status(StatusReport(gateway="x", state="delivered", ref=m.ref))
+        finally:
+            await inbox.aclose()
+        return [SendResult(m.ref, gateway_id=f"gw-{m.ref}" if self.own_ids else None) for m in messages]
+
+
+@pytest.mark.parametrize("own_ids", [True, False])
+async def test_a_delivery_report_that_overtakes_the_recording_is_kept(
+    engine: AsyncEngine, redis: aioredis.Redis, settings: Settings, own_ids: bool
+) -> None:
+    await make_citizens(engine, 3)
+    campaign_id = await new_campaign(engine, redis)
+    gateway = OvertakingGateway(engine, settings, own_ids=own_ids)
+    result = await Sender(engine, redis, gateway, settings).run_lane(campaign_id)
+    assert result.sent == 3
+    assert await counts(engine, campaign_id) == {"delivered": 3}
+    async with engine.connect() as conn:
+        segments = (await conn.execute(select(D.c.segments))).scalars().all()
+    assert all(s is not None and s >= 1 for s in segments)  # still recorded
