@@ -238,3 +238,10 @@ async def run_worker(
                 await worker.close()
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 log.debug("closing a worker whose Redis is gone")
+            except asyncio.CancelledError:
+                # arq's close() cancels the running jobs and gathers them, which re-raises
+                # their cancellation here; only our own cancellation is propagated
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                log.debug("jobs in flight were cancelled as the worker closed")

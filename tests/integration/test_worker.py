@@ -217,3 +217,32 @@ async def test_a_scheduled_inquiry_starts_with_its_draft_campaigns_when_its_time
         assert await redis.get(f"campaign:{campaign.id}:status") == b"running"
     finally:
         await rt.close()
+
+
+class StuckGateway(SlowGateway):
+    """Hands nothing over for a long time: a job is certainly in flight when the worker stops."""
+
+    async def send_many(self, messages: Sequence[OutboundSms]) -> list[SendResult]:
+        await asyncio.sleep(30)
+        return await super().send_many(messages)
+
+
+async def test_stopping_a_worker_with_a_job_in_flight_is_clean_and_loses_nothing(
+    pg: AsyncEngine, campaign: int, redis: aioredis.Redis, redis_db: int, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, pg.url.render_as_string(hide_password=False), redis_db)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop=stop, gateway=StuckGateway()))
+    rt = await Runtime.start(settings)
+    try:
+        await start_campaign(rt, campaign, actor="test")
+        for _ in range(100):
+            if (await counts(pg, campaign)).get("sending"):
+                break
+            await asyncio.sleep(0.05)
+        assert (await counts(pg, campaign)).get("sending")
+        stop.set()
+        await asyncio.wait_for(worker, 20)  # returns, no CancelledError leaks out
+        assert await counts(pg, campaign) == {"pending": 600}  # claimed rows given back
+    finally:
+        await rt.close()
