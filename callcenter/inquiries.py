@@ -3,11 +3,12 @@ move through the status life cycle."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from callcenter import models
@@ -157,3 +158,23 @@ async def set_status(
     audit(session, actor=actor, action=f"inquiry.{status.value}", target=row.slug)
     await session.flush()
     return row
+
+
+class DefinitionCache:
+    """Inquiry definitions by id for the hot paths (SMS inbox, IVR). Questions are frozen once
+    an inquiry leaves draft, so they are cached; the status comes fresh with every read."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._definitions: dict[int, Inquiry] = {}
+
+    async def get(self, inquiry_id: int, status: str | None = None) -> Inquiry:
+        cached = self._definitions.get(inquiry_id)
+        if cached is None:
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                cached = await load_definition(session, inquiry_id)
+            self._definitions[inquiry_id] = cached
+        if status is not None and status != cached.status:
+            cached = replace(cached, status=InquiryStatus(status))
+            self._definitions[inquiry_id] = cached
+        return cached

@@ -10,13 +10,13 @@ serialised by a version check on the session: the loser reads again and retries.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callcenter.inquiries import load_definition
-from callcenter.inquiry.definition import Inquiry, InquiryStatus, Language
+from callcenter.inquiries import DefinitionCache
+from callcenter.inquiry.definition import Inquiry, Language
 from callcenter.inquiry.engine import Event, advance
 from callcenter.inquiry.parser import Keyword, Keywords, keyword
 from callcenter.inquiry.texts import phrase, reply_for
@@ -49,7 +49,7 @@ class Inbox:
         self.keywords = Keywords.build(
             stop=settings.stop_words, start=settings.start_words, help=settings.help_words
         )
-        self._definitions: dict[int, Inquiry] = {}
+        self.definitions = DefinitionCache(engine)
 
     async def aclose(self) -> None:
         await self.store.aclose()
@@ -160,14 +160,4 @@ class Inbox:
         return Outcome(reply, event)
 
     async def _definition(self, inquiry_id: int, status: str | None) -> Inquiry:
-        """Questions are frozen once an inquiry leaves draft, so the definition is cached;
-        the status comes fresh with every message."""
-        cached = self._definitions.get(inquiry_id)
-        if cached is None:
-            async with AsyncSession(self.engine, expire_on_commit=False) as session:
-                cached = await load_definition(session, inquiry_id)
-            self._definitions[inquiry_id] = cached
-        if status is not None and status != cached.status:
-            cached = replace(cached, status=InquiryStatus(status))
-            self._definitions[inquiry_id] = cached
-        return cached
+        return await self.definitions.get(inquiry_id, status)

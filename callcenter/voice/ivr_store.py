@@ -14,14 +14,14 @@ inquiry sends nothing, but still takes the answers citizens bring, as on SMS).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import case, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
-from callcenter.inquiries import load_definition
-from callcenter.inquiry.definition import Inquiry, InquiryStatus, Language
+from callcenter.inquiries import DefinitionCache
+from callcenter.inquiry.definition import Inquiry, Language
 from callcenter.inquiry.engine import SessionStatus, State, Step
 from callcenter.phones import InvalidPhone, normalize_phone
 from callcenter.sql import insert
@@ -73,7 +73,7 @@ class VoiceStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._definitions: dict[int, Inquiry] = {}
+        self.definitions = DefinitionCache(engine)
 
     # -- who and what ---------------------------------------------------------------------------
 
@@ -118,17 +118,7 @@ class VoiceStore:
             return int((await conn.execute(select(C.c.id).where(C.c.phone == phone))).scalar_one())
 
     async def definition(self, inquiry_id: int, status: str | None = None) -> Inquiry:
-        """Questions are frozen once an inquiry leaves draft, so they are cached; the status
-        comes fresh with every session read."""
-        cached = self._definitions.get(inquiry_id)
-        if cached is None:
-            async with AsyncSession(self.engine, expire_on_commit=False) as session:
-                cached = await load_definition(session, inquiry_id)
-            self._definitions[inquiry_id] = cached
-        if status is not None and status != cached.status:
-            cached = replace(cached, status=InquiryStatus(status))
-            self._definitions[inquiry_id] = cached
-        return cached
+        return await self.definitions.get(inquiry_id, status)
 
     # -- the session ----------------------------------------------------------------------------
 
