@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from callcenter import models
-from callcenter.audit import audit
+from callcenter.audit import Actor, audit
 from callcenter.errors import CallCenterError, Conflict, InvalidTransition, NotFound
 from callcenter.inquiry.definition import (
     STATUS_MOVES,
@@ -28,7 +28,7 @@ from callcenter.models import utcnow
 
 
 async def create_inquiry(
-    session: AsyncSession, data: InquiryIn, *, actor: str, replace_draft: bool = False
+    session: AsyncSession, data: InquiryIn, *, actor: str | Actor, replace_draft: bool = False
 ) -> models.Inquiry:
     """Store a new inquiry (draft). A draft with the same slug may be replaced; others not."""
     existing = (
@@ -133,7 +133,7 @@ async def set_status(
     ref: int | str,
     status: InquiryStatus,
     *,
-    actor: str,
+    actor: str | Actor,
     at: datetime | None = None,
 ) -> models.Inquiry:
     """Move an inquiry along draft -> scheduled -> running <-> paused -> closed.

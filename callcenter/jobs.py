@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
+from callcenter.audit import Actor
 from callcenter.campaigns.sender import Sender
 from callcenter.campaigns.service import epoch_key, move, plan
 from callcenter.db import make_engine
@@ -83,7 +84,7 @@ async def enqueue_lanes(redis: ArqRedis, campaign_id: int, lanes: int = LANES) -
     return queued
 
 
-async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str) -> int:
+async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str | Actor) -> int:
     """Plan the outbox, mark the campaign running and queue its lanes; returns planned rows."""
     planned = await plan(rt.engine, campaign_id)
     campaign = await move(rt.engine, rt.redis, campaign_id, "running", actor=actor)
@@ -104,7 +105,7 @@ async def send_lane(ctx: dict[str, Any], campaign_id: int) -> dict[str, Any]:
     return {"sent": result.sent, "failed": result.failed, "stopped": result.stopped}
 
 
-async def plan_campaign(ctx: dict[str, Any], campaign_id: int, actor: str = "system") -> int:
+async def plan_campaign(ctx: dict[str, Any], campaign_id: int, actor: str | Actor = "system") -> int:
     return await start_campaign(ctx["rt"], campaign_id, actor=actor)
 
 

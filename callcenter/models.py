@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Table, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT ids.
@@ -46,8 +46,6 @@ def _json(default: Any) -> Any:
 
 
 def _fk(target: str, *, nullable: bool = False, index: bool = True) -> Any:
-    from sqlalchemy import ForeignKey
-
     return Field(
         default=None,
         sa_column=Column(BigId, ForeignKey(target), nullable=nullable, index=index),
@@ -55,10 +53,25 @@ def _fk(target: str, *, nullable: bool = False, index: bool = True) -> Any:
 
 
 class Municipality(SQLModel, table=True):
+    """The register admins own: one row per municipality, its district (shabiya) beside it."""
+
     id: int | None = _id()
     code: str = Field(max_length=64, unique=True, index=True)
     name_ar: str = Field(max_length=200)
     name_en: str = Field(default="", max_length=200)
+    district_code: str = Field(default="", max_length=64, index=True)
+    district_ar: str = Field(default="", max_length=200)
+    district_en: str = Field(default="", max_length=200)
+
+
+class MunicipalityAlias(SQLModel, table=True):
+    """Another spelling of a municipality's name; ``key`` is its folded form (citizens/fields.fold)."""
+
+    __tablename__ = "municipality_alias"
+    id: int | None = _id()
+    municipality_id: int = _fk("municipality.id")
+    alias: str = Field(max_length=200)
+    key: str = Field(max_length=200, unique=True)
 
 
 class Citizen(SQLModel, table=True):
@@ -268,11 +281,83 @@ class OptOut(SQLModel, table=True):
 
 
 class AuditLog(SQLModel, table=True):
+    """Append-only: the application has no code path that updates or deletes a row (and on
+    PostgreSQL a trigger refuses it)."""
+
+    __table_args__ = (Index("ix_auditlog_created", "created_at"),)
     id: int | None = _id()
-    actor: str = Field(max_length=100)
+    actor: str = Field(max_length=100)  # the user's e-mail, "api:<token prefix>", "cli", "system"
+    actor_id: int | None = Field(default=None, sa_column=Column(BigId, nullable=True, index=True))
     action: str = Field(max_length=64, index=True)
-    target: str = Field(default="", max_length=200)
+    target: str = Field(default="", max_length=200)  # "campaign:12", "user:3"
     details: dict[str, Any] = _json({})
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    address: str = Field(default="", max_length=64)  # the client's IP address
+    created_at: datetime = _created()
+
+
+class User(SQLModel, table=True):
+    """A staff account. ``role`` is one of accounts.roles.Role; the municipalities it is scoped
+    to are in ``user_municipality`` (none: every municipality)."""
+
+    __tablename__ = "staff_user"
+    id: int | None = _id()
+    email: str = Field(max_length=254, unique=True, index=True)  # stored lower-case
+    name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=16)
+    password_hash: str | None = Field(default=None, max_length=200)  # None until the invite is used
+    #: SHA-256 of a one-time link that sets the password (an invitation or a reset by an admin)
+    invite_hash: str | None = Field(default=None, max_length=64, unique=True)
+    invite_expires_at: datetime | None = _ts()
+    language: str = Field(default="ar", max_length=2)
+    totp_secret: str | None = Field(default=None, max_length=64)  # set once enrolment is confirmed
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    disabled_at: datetime | None = _ts()
+    password_changed_at: datetime | None = _ts()
+    last_login_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+
+class UserMunicipality(SQLModel, table=True):
+    __tablename__ = "user_municipality"
+    user_id: int = Field(sa_column=Column(BigId, ForeignKey("staff_user.id"), primary_key=True))
+    municipality_id: int = Field(
+        sa_column=Column(BigId, ForeignKey("municipality.id"), primary_key=True, index=True)
+    )
+
+
+class UserSession(SQLModel, table=True):
+    """A server-side login session. ``id`` is the SHA-256 of the cookie's token, so a leaked
+    table gives no usable cookie. ``stage``: full | mfa (password given, TOTP code awaited)
+    | enrol (the role needs TOTP and it is not set up yet)."""
+
+    __tablename__ = "user_session"
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = _fk("staff_user.id")
+    stage: str = Field(default="full", max_length=8)
+    csrf_token: str = Field(max_length=64)
+    address: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    created_at: datetime = _created()
+    last_seen_at: datetime = _created()
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token: shown once, stored as its SHA-256, with scopes and an expiry."""
+
+    __tablename__ = "api_token"
+    id: int | None = _id()
+    user_id: int = _fk("staff_user.id")
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16)  # the first characters, to recognise it in lists and logs
+    token_hash: str = Field(max_length=64, unique=True)
+    scopes: list[str] = _json([])
+    expires_at: datetime | None = _ts()
+    last_used_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()
     created_at: datetime = _created()
 
 

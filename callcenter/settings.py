@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:1415"
     api_token: str | None = None
 
+    # Staff web app
+    session_idle_minutes: float = 30.0
+    session_absolute_hours: float = 12.0
+    #: Secure cookies; None: everywhere but development (a browser on http://127.0.0.1 then)
+    cookie_secure: bool | None = None
+    login_max_failures: int = 5
+    login_lock_base_s: float = 30.0
+    login_lock_max_s: float = 3600.0
+    invite_valid_hours: float = 72.0
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, description="largest form upload")
+    #: a demo account (demo@1415.local) is created by ``callcenter demo`` in development only
+    demo_password: str = "demo-1415-ministry"
+
     # SMS
     sms_gateway: GatewayName = "loopback"
     sms_rate_per_s: float = Field(default=0.0, description="per gateway, all workers; 0 = no limit")
@@ -134,6 +147,10 @@ class Settings(BaseSettings):
         elif url.startswith("sqlite:///"):
             url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
         return url
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure if self.cookie_secure is not None else self.env != "development"
 
     @property
     def is_postgres(self) -> bool:

@@ -24,6 +24,11 @@ PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Tables in the order they can be emptied (children first).
 TABLES = (
+    "api_token",
+    "user_session",
+    "user_municipality",
+    "staff_user",
+    "municipality_alias",
     "ticket",
     "call",
     "answer",
@@ -164,3 +169,12 @@ def tools() -> Toolchain:
         return toolchain()
     except AsteriskUnavailable as exc:
         unavailable(str(exc))
+
+
+@pytest.fixture
+async def web(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[object]:
+    """The staff web app on the test's databases (see tests/webapp.py for logging in)."""
+    from tests.webapp import running_app
+
+    async with running_app(settings) as app:
+        yield app

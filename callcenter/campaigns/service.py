@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
-from callcenter.audit import audit
+from callcenter.audit import Actor, audit
 from callcenter.errors import InvalidTransition, NotFound
 from callcenter.inquiries import get_inquiry_row, set_status
 from callcenter.inquiry.definition import InquiryStatus
@@ -62,7 +62,7 @@ async def create_campaign(
     *,
     inquiry: int | str,
     audience: Audience,
-    actor: str,
+    actor: str | Actor,
     channel: str = "sms",
     gateway: str = "loopback",
     rate_per_s: float | None = None,
@@ -141,7 +141,7 @@ async def plan(engine: AsyncEngine, campaign_id: int) -> int:
 
 
 async def move(
-    engine: AsyncEngine, redis: Redis, campaign_id: int, status: str, *, actor: str
+    engine: AsyncEngine, redis: Redis, campaign_id: int, status: str, *, actor: str | Actor
 ) -> models.Campaign:
     """Change a campaign's status in the database and mirror it in Redis at once."""
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():

@@ -4,6 +4,8 @@ concatenated parts reassembled)."""
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote_from_bytes, unquote_to_bytes
@@ -16,6 +18,10 @@ _LITERAL = b"!\"#$&'()*,-./:;<=>?@[\\]^_`{|}~"
 
 _GOT = re.compile(rb"Got message \d+: <(.*)>\s*$")
 _SENT = re.compile(rb"fakesmsc: sent message (\d+)")
+# fakesmsc prints a GSM-7 text's line break as is, so its later lines come as lines of their
+# own; a text is only known to be whole once another line follows it or the log has been
+# quiet this long (fakesmsc writes the lines of one message back to back).
+TEXT_SETTLE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,11 @@ def _concat_info(udh: bytes) -> tuple[int, int, int] | None:
 
 @dataclass
 class _Collector:
-    """Turns one fakesmsc's log into messages, incrementally."""
+    """Turns one fakesmsc's log into messages, incrementally.
+
+    A GSM-7 text is held back (``held``) until it is known to be whole, so that a reader
+    never sees the first line of a two-line message as the message.
+    """
 
     smsc: str
     path: Path
@@ -94,6 +104,9 @@ class _Collector:
     partial: bytes = b""
     sent: int = 0  # MO lines fakesmsc confirmed ("sent message N")
     parts: dict[tuple[str, str, int, int], dict[int, bytes]] = field(default_factory=dict)
+    held: FakeSmscMessage | None = None
+    held_at: float = 0.0  # when the held text last grew
+    clock: Callable[[], float] = time.monotonic
 
     def poll(self) -> None:
         try:
@@ -101,11 +114,18 @@ class _Collector:
                 f.seek(self.offset)
                 data = f.read()
         except FileNotFoundError:
-            return
+            data = b""
         self.offset += len(data)
         *lines, self.partial = (self.partial + data).split(b"\n")
         for line in lines:
             self._line(line)
+        if self.held is not None and not self.partial and self.clock() - self.held_at >= TEXT_SETTLE_S:
+            self._release()
+
+    def _release(self) -> None:
+        if self.held is not None:
+            self.messages.append(self.held)
+            self.held = None
 
     def _line(self, line: bytes) -> None:
         got = _GOT.search(line)
@@ -118,11 +138,14 @@ class _Collector:
         if kind not in (b"text", b"ucs-2", b"ucs2", b"data", b"udh"):
             self._continuation(got.group(1))
             return
+        self._release()  # a new message: the held text is whole
         sender, to = fields[0].decode(errors="replace"), fields[1].decode(errors="replace")
         rest = fields[3]
         if kind == b"text":
-            text = rest.decode("utf-8", "replace")
-        elif kind == b"data":
+            self.held = FakeSmscMessage(sender, to, rest.decode("utf-8", "replace"), "text", smsc=self.smsc)
+            self.held_at = self.clock()
+            return
+        if kind == b"data":
             text = _decode_payload(_url_decode(rest))
         elif kind == b"udh":
             self._part(sender, to, rest)
@@ -133,10 +156,11 @@ class _Collector:
 
     def _continuation(self, content: bytes) -> None:
         """A GSM-7 text with a line break arrives as two lines; glue the second one on."""
-        if self.messages and self.messages[-1].coding == "text":
-            last = self.messages.pop()
+        if self.held is not None:
+            last = self.held
             text = last.text + "\n" + content.decode("utf-8", "replace")
-            self.messages.append(FakeSmscMessage(last.sender, last.to, text, "text", 1, self.smsc))
+            self.held = FakeSmscMessage(last.sender, last.to, text, "text", 1, self.smsc)
+            self.held_at = self.clock()
 
     def _part(self, sender: str, to: str, rest: bytes) -> None:
         udh_enc, _, tail = rest.partition(b" ")

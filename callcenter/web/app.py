@@ -7,21 +7,38 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from arq.connections import RedisSettings, create_pool
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from callcenter import __version__
 from callcenter.db import make_engine
-from callcenter.errors import CallCenterError
 from callcenter.inquiry.schema import InquiryFileError
 from callcenter.redis_conn import redis_url
 from callcenter.settings import Settings, get_settings
 from callcenter.sms import kannel_webhooks, webhooks
 from callcenter.sms.inbox import Inbox
 from callcenter.web.api import campaigns, citizens, inquiries
+from callcenter.web.errors import install_error_pages
+from callcenter.web.guard import authorize
 from callcenter.web.hotpath import hot
+from callcenter.web import pages
+from callcenter.web.security import SecurityHeaders
+from callcenter.web.templating import STATIC
+
+PAGES = (
+    pages.auth,
+    pages.account,
+    pages.admin_users,
+    pages.admin_municipalities,
+    pages.admin_audit,
+    pages.inquiries,
+    pages.campaigns,
+    pages.prompts,
+    pages.live,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,8 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.redis.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="1415 call centre", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="1415 call centre",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # every route: its entry in web/policy.py
+    )
     app.state.settings = settings
+    app.add_middleware(SecurityHeaders, max_body=settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in PAGES:
+        app.include_router(module.router)
     app.include_router(inquiries.router)
     app.include_router(campaigns.router)
     app.include_router(citizens.router)
@@ -50,12 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     hot(app, webhooks.hot_handlers(settings))
     app.include_router(kannel_webhooks.make_router(settings))
 
-    @app.exception_handler(CallCenterError)
-    async def _domain_error(_: Request, exc: CallCenterError) -> JSONResponse:
-        return JSONResponse(
-            {"error": exc.error_id, "message": exc.message, "details": exc.details},
-            status_code=exc.status_code,
-        )
+    install_error_pages(app)
 
     @app.exception_handler(InquiryFileError)
     async def _bad_yaml(_: Request, exc: InquiryFileError) -> JSONResponse:

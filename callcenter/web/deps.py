@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from callcenter.audit import Actor
 from callcenter.settings import Settings
 
 
@@ -34,22 +34,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_actor(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    """Who is acting (for the audit log). With ``api_token`` set, a bearer token is required."""
-    settings: Settings = request.app.state.settings
-    token = settings.api_token
-    if token is None:
-        if settings.env == "production":
-            raise HTTPException(503, "set CALLCENTER_API_TOKEN to use the API in production")
-        return "dev"
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "a valid bearer token is required")
-    return "api"
+async def get_actor(request: Request) -> Actor:
+    """Who is acting (for the audit log): the guard has authenticated the request already."""
+    from callcenter.web.guard import NotAuthenticated, authenticate, client_address
+
+    principal = await authenticate(request)
+    if principal is None:
+        raise NotAuthenticated("a valid bearer token is required")
+    return principal.actor(client_address(request))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ActorDep = Annotated[str, Depends(get_actor)]
+ActorDep = Annotated[Actor, Depends(get_actor)]

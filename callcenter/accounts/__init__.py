@@ -1,0 +1,1 @@
+"""Staff accounts: roles, passwords, sessions, second factor, API tokens, throttling, access policy."""

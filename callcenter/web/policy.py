@@ -1,0 +1,134 @@
+"""Who may call which route: one table for the whole application.
+
+Every route is listed here, by method and path. A route that is missing is refused to
+everybody (and ``tests/integration/test_access_policy.py`` fails), so a new route cannot
+ship without a declared policy. The guard that enforces the table is ``web.guard.authorize``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from callcenter.accounts.roles import Role
+
+Kind = Literal["public", "webhook", "pending", "staff"]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """``public``: anyone (forms still carry CSRF); ``webhook``: anyone, no CSRF (the route
+    checks the gateway's signature); ``pending``: a session between password and second
+    factor; ``staff``: a full session or a token, of one of ``roles`` (empty: any role),
+    whose token carries ``scope``."""
+
+    kind: Kind
+    roles: frozenset[Role] = field(default_factory=frozenset)
+    scope: str | None = None
+    stages: frozenset[str] = frozenset({"full"})
+
+    def allows(self, role: Role) -> bool:
+        return not self.roles or role in self.roles
+
+
+PUBLIC: Final = Policy("public")
+WEBHOOK: Final = Policy("webhook")
+MFA_STEP: Final = Policy("pending", stages=frozenset({"mfa"}))
+ENROL_STEP: Final = Policy("staff", stages=frozenset({"full", "enrol"}))
+ANY_STAFF: Final = Policy("staff")
+
+
+def staff(*roles: Role, scope: str | None = None) -> Policy:
+    return Policy("staff", frozenset(roles), scope)
+
+
+A, OP, S, AN = Role.admin, Role.operator, Role.supervisor, Role.analyst
+RUNNERS = (A, OP)  # run inquiries and campaigns
+WATCHERS = (A, OP, S, AN)  # read inquiries and campaigns
+
+#: (method, path) -> policy. HEAD is checked as GET.
+POLICIES: Final[dict[tuple[str, str], Policy]] = {
+    # the platform
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    # SMS gateways (each verifies its own signature or secret)
+    ("POST", "/sms/twilio/inbound"): WEBHOOK,
+    ("POST", "/sms/twilio/status"): WEBHOOK,
+    ("GET", "/sms/kannel/inbound"): WEBHOOK,
+    ("POST", "/sms/kannel/inbound"): WEBHOOK,
+    ("GET", "/sms/kannel/dlr"): WEBHOOK,
+    ("POST", "/sms/kannel/dlr"): WEBHOOK,
+    # the JSON API (tokens need the scope)
+    ("POST", "/api/inquiries"): staff(*RUNNERS, scope="inquiries:write"),
+    ("GET", "/api/inquiries/{ref}"): staff(*WATCHERS, scope="inquiries:read"),
+    ("POST", "/api/inquiries/{ref}/status"): staff(*RUNNERS, scope="inquiries:write"),
+    ("GET", "/api/inquiries/{ref}/results"): staff(A, OP, AN, scope="results:read"),
+    ("GET", "/api/inquiries/{ref}/export.csv"): staff(A, AN, scope="results:read"),
+    ("POST", "/api/campaigns"): staff(*RUNNERS, scope="campaigns:write"),
+    ("GET", "/api/campaigns/{campaign_id}"): staff(*WATCHERS, scope="campaigns:read"),
+    ("POST", "/api/campaigns/{campaign_id}/start"): staff(*RUNNERS, scope="campaigns:write"),
+    ("POST", "/api/campaigns/{campaign_id}/pause"): staff(*RUNNERS, scope="campaigns:write"),
+    ("POST", "/api/campaigns/{campaign_id}/resume"): staff(*RUNNERS, scope="campaigns:write"),
+    ("POST", "/api/campaigns/{campaign_id}/cancel"): staff(*RUNNERS, scope="campaigns:write"),
+    ("POST", "/api/citizens/import"): staff(*RUNNERS, scope="citizens:write"),
+    # login and the account
+    ("GET", "/"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("GET", "/login/totp"): MFA_STEP,
+    ("POST", "/login/totp"): MFA_STEP,
+    ("POST", "/logout"): Policy("staff", stages=frozenset({"full", "mfa", "enrol"})),
+    ("POST", "/language"): PUBLIC,
+    ("GET", "/account"): ENROL_STEP,
+    ("POST", "/account/password"): ENROL_STEP,
+    ("POST", "/account/language"): ENROL_STEP,
+    ("GET", "/account/totp"): ENROL_STEP,
+    ("POST", "/account/totp"): ENROL_STEP,
+    ("POST", "/account/tokens"): ANY_STAFF,
+    ("POST", "/account/tokens/{token_id}/revoke"): ANY_STAFF,
+    ("GET", "/invite/{token}"): PUBLIC,  # set a password from an invitation or reset link
+    ("POST", "/invite/{token}"): PUBLIC,
+    # administration
+    ("GET", "/admin/users"): staff(A),
+    ("POST", "/admin/users"): staff(A),
+    ("GET", "/admin/users/{user_id}"): staff(A),
+    ("POST", "/admin/users/{user_id}"): staff(A),
+    ("POST", "/admin/users/{user_id}/disable"): staff(A),
+    ("POST", "/admin/users/{user_id}/enable"): staff(A),
+    ("POST", "/admin/users/{user_id}/reset"): staff(A),
+    ("GET", "/admin/municipalities"): staff(A),
+    ("POST", "/admin/municipalities"): staff(A),
+    ("POST", "/admin/municipalities/upload"): staff(A),
+    ("GET", "/admin/municipalities/{municipality_id}"): staff(A),
+    ("POST", "/admin/municipalities/{municipality_id}"): staff(A),
+    ("GET", "/admin/audit"): staff(A),
+    ("GET", "/admin/audit.csv"): staff(A),
+    # inquiries and campaigns
+    ("GET", "/inquiries"): staff(*WATCHERS),
+    ("GET", "/inquiries/new"): staff(*RUNNERS),
+    ("POST", "/inquiries"): staff(*RUNNERS),
+    ("GET", "/inquiries/{slug}"): staff(*WATCHERS),
+    ("POST", "/inquiries/{slug}/status"): staff(*RUNNERS),
+    ("GET", "/campaigns"): staff(*WATCHERS),
+    ("GET", "/campaigns/new"): staff(*RUNNERS),
+    ("POST", "/campaigns"): staff(*RUNNERS),
+    ("GET", "/campaigns/{campaign_id}"): staff(*WATCHERS),
+    ("GET", "/campaigns/{campaign_id}/progress"): staff(*WATCHERS),
+    ("POST", "/campaigns/{campaign_id}/start"): staff(*RUNNERS),
+    ("POST", "/campaigns/{campaign_id}/pause"): staff(*RUNNERS),
+    ("POST", "/campaigns/{campaign_id}/resume"): staff(*RUNNERS),
+    ("POST", "/campaigns/{campaign_id}/cancel"): staff(*RUNNERS),
+    # live updates (Server-Sent Events); the handler checks each topic against the role
+    ("GET", "/live"): ANY_STAFF,
+    # voice prompts
+    ("GET", "/prompts"): staff(*RUNNERS),
+    ("GET", "/prompts/audio/{language}/{prompt_id}"): staff(*RUNNERS),
+    ("POST", "/prompts/{language}/{prompt_id}/recording"): staff(*RUNNERS),
+    ("POST", "/prompts/{language}/{prompt_id}/recording/delete"): staff(*RUNNERS),
+}
+
+#: Mounted applications (not routes): static assets are public.
+MOUNTS: Final[dict[str, Policy]] = {"/static": PUBLIC}
