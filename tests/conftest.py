@@ -3,9 +3,10 @@ file, and a dedicated Redis database, each migrated or flushed, and cleaned up a
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -64,9 +65,22 @@ async def pg_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_db() -> int:
-    """Each xdist-less session uses one Redis database (1..14), chosen by pid to avoid clashes."""
-    return 1 + os.getpid() % 14
+def redis_db() -> Iterator[int]:
+    """A Redis database (1..15) no other test session is using: claimed in database 0 with
+    SET NX, so test runs side by side (a developer's and a helper's) never flush each other."""
+    import redis as sync_redis
+
+    admin = sync_redis.Redis.from_url(f"{REDIS_URL}/0")
+    for db in itertools.chain(range(1 + os.getpid() % 15, 16), range(1, 16)):
+        if admin.set(f"cc-test-claim:{db}", os.getpid(), nx=True, ex=6 * 3600):
+            break
+    else:
+        pytest.fail("all 15 test Redis databases are claimed (stale claims expire after 6 h)")
+    try:
+        yield db
+    finally:
+        admin.delete(f"cc-test-claim:{db}")
+        admin.close()
 
 
 def make_settings(tmp: Path, database_url: str, redis_db: int, **extra: object) -> Settings:

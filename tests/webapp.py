@@ -96,8 +96,8 @@ class StaffClient:
     async def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         await self.get("/login")
         response = await self.post("/login", {"email": email, "password": password})
-        if response.status_code == 303:
-            await self.get(response.headers["location"])
+        if response.status_code == 303:  # land where a browser would, to hold the session's token
+            await self.get(response.headers["location"], follow_redirects=True)
         return response
 
 

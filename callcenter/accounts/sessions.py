@@ -77,12 +77,12 @@ async def user_municipalities(conn: AsyncConnection | AsyncSession, user_id: int
 async def load(conn: AsyncConnection, token: str, *, idle: timedelta, now: datetime) -> Principal | None:
     """The principal of a live session, or None (unknown, expired, idle, revoked, user disabled)."""
     sid = token_id(token)
-    scope = (
-        select(func.string_agg(cast(USER_MUNICIPALITY.c.municipality_id, Text), ","))
+    agg = (
+        func.string_agg(cast(USER_MUNICIPALITY.c.municipality_id, Text), ",")
         if conn.dialect.name == "postgresql"
-        else select(func.group_concat(USER_MUNICIPALITY.c.municipality_id))
+        else func.group_concat(USER_MUNICIPALITY.c.municipality_id)
     )
-    scope = scope.where(USER_MUNICIPALITY.c.user_id == USER.c.id).scalar_subquery()
+    scope = select(agg).where(USER_MUNICIPALITY.c.user_id == USER.c.id).scalar_subquery()
     row = (
         await conn.execute(
             select(

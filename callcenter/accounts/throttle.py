@@ -34,7 +34,7 @@ class Throttle:
         pipe.pttl(self._key("lock", email))
         pipe.pttl(self._key("lock-ip", address))
         ttls = await pipe.execute()
-        return max([0.0] + [t / 1000 for t in ttls if t and t > 0])
+        return max([0.0] + [float(t) / 1000 for t in ttls if t and t > 0])
 
     async def failed(self, email: str, address: str) -> float:
         """Count a failure; returns the lock it set (0: none yet)."""

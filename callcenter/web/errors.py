@@ -45,9 +45,7 @@ def install_error_pages(app: FastAPI) -> None:
                 request,
                 403,
                 _("This form has expired"),
-                _(
-                    "The form was open too long or did not come from this site. Go back, reload the page and try again."
-                ),
+                _("The form was open too long or came from elsewhere. Reload the page and try again."),
             )
         if isinstance(exc, Forbidden):
             return _page(

@@ -11,10 +11,12 @@ send no cookies.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from callcenter.accounts.principal import Principal
 from callcenter.accounts.roles import Role
@@ -108,6 +110,20 @@ def _machine(name: str) -> Principal:
     )
 
 
+def application_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
+    """Every route of the app as (full path, route), included routers expanded (FastAPI ≥ 0.160
+    keeps an included router as one entry of ``app.routes``)."""
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            inner = prefix + str(getattr(getattr(route, "include_context", None), "prefix", "") or "")
+            yield from application_routes(original.routes, inner)
+        elif isinstance(route, APIRoute):
+            yield prefix + route.path_format, route
+        else:
+            yield prefix + str(getattr(route, "path", "")), route
+
+
 def route_policy(request: Request) -> Policy | None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
@@ -125,8 +141,13 @@ async def authorize(request: Request) -> None:
     if policy.kind == "webhook":
         return
     if policy.kind == "public":
+        # a logged-in user's forms carry the session's token, even on public pages
+        principal = await authenticate(request) if request.cookies.get(COOKIE) else None
         if request.method not in SAFE_METHODS:
-            await _check_anonymous_csrf(request)
+            if principal is not None and principal.via == "session":
+                await _check_csrf(request, principal.csrf_token or "")
+            else:
+                await _check_anonymous_csrf(request)
         return
     settings: Settings = request.app.state.settings
     if is_api(request) and settings.api_token is None and settings.env == "production":

@@ -61,8 +61,11 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("POST", "/sms/kannel/inbound"): WEBHOOK,
     ("GET", "/sms/kannel/dlr"): WEBHOOK,
     ("POST", "/sms/kannel/dlr"): WEBHOOK,
+    ("POST", "/sms/loopback/inbound"): WEBHOOK,  # the development gateway (simulated phones)
+    ("POST", "/sms/loopback/status"): WEBHOOK,
     # the JSON API (tokens need the scope)
     ("POST", "/api/inquiries"): staff(*RUNNERS, scope="inquiries:write"),
+    ("GET", "/api/inquiries"): staff(*WATCHERS, scope="inquiries:read"),
     ("GET", "/api/inquiries/{ref}"): staff(*WATCHERS, scope="inquiries:read"),
     ("POST", "/api/inquiries/{ref}/status"): staff(*RUNNERS, scope="inquiries:write"),
     ("GET", "/api/inquiries/{ref}/results"): staff(A, OP, AN, scope="results:read"),

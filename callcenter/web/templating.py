@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from callcenter.accounts.principal import Principal
+from callcenter.messages import N_
 from callcenter.phones import mask_phone
 from callcenter.settings import Settings
 from callcenter.web.guard import ANON_CSRF_COOKIE
@@ -80,12 +81,12 @@ def environment() -> jinja2.Environment:
 
 #: The navigation, in order: (path, message id). An item shows when the role's policy allows it.
 NAV: tuple[tuple[str, str], ...] = (
-    ("/campaigns", "Campaigns"),
-    ("/inquiries", "Inquiries"),
-    ("/prompts", "Voice prompts"),
-    ("/admin/users", "Users"),
-    ("/admin/municipalities", "Municipalities"),
-    ("/admin/audit", "Audit log"),
+    ("/campaigns", N_("Campaigns")),
+    ("/inquiries", N_("Inquiries")),
+    ("/prompts", N_("Voice prompts")),
+    ("/admin/users", N_("Users")),
+    ("/admin/municipalities", N_("Municipalities")),
+    ("/admin/audit", N_("Audit log")),
 )
 
 

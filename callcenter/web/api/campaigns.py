@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from callcenter import models
+from callcenter.audit import Actor
 from callcenter.campaigns.service import Audience, counts, create_campaign, get_campaign, move
 from callcenter.web.deps import ActorDep, EngineDep, RedisDep, SessionDep, SettingsDep, get_actor
 
@@ -78,7 +79,7 @@ async def start(campaign_id: int, session: SessionDep, redis: RedisDep, actor: A
     return {"id": campaign_id, "status": "planning"}
 
 
-async def _move(engine: Any, redis: RedisDep, campaign_id: int, status: str, actor: str) -> dict[str, Any]:
+async def _move(engine: Any, redis: RedisDep, campaign_id: int, status: str, actor: Actor) -> dict[str, Any]:
     campaign = await move(engine, redis, campaign_id, status, actor=actor)
     if status == "running":
         from callcenter.jobs import enqueue_lanes
