@@ -47,6 +47,25 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
             {"max_in_progress", "target_cps", "measured_cps", "dialled_twice"},
         ),
     ],
+    "web_pages.py": [
+        (
+            [
+                "--sessions",
+                "4",
+                "--campaigns",
+                "30",
+                "--audit-rows",
+                "200",
+                "--pages",
+                "40",
+                "--rate",
+                "20",
+                "--seconds",
+                "1",
+            ],
+            {"pages", "pages_per_s", "p50_ms", "p99_ms", "errors"},
+        ),
+    ],
     "real_asterisk_calls.py": [
         (["--calls", "2"], {"calls", "completed", "answers", "seconds"}),
     ],
