@@ -63,8 +63,8 @@ async def prepare(engine: Any, args: argparse.Namespace) -> tuple[list[str], lis
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "INSERT INTO campaign (inquiry_id, channel, gateway, audience, status, max_attempts, planned, "
-                "created_at) SELECT :i, 'sms', 'loopback', '{}', "
+                "INSERT INTO campaign (inquiry_id, channel, gateway, audience, status, max_attempts, "
+                "planned, created_at) SELECT :i, 'sms', 'loopback', '{}', "
                 "(ARRAY['draft','running','paused','done','cancelled'])[1 + g % 5], 4, 1000, "
                 "now() - g * interval '1 minute' FROM generate_series(1, :n) g"
             ),
@@ -74,7 +74,8 @@ async def prepare(engine: Any, args: argparse.Namespace) -> tuple[list[str], lis
             text(
                 "INSERT INTO auditlog (actor, actor_id, action, target, details, address, created_at) "
                 "SELECT 'operator' || (g % 50) || '@bench.1415.ly', NULL, "
-                "(ARRAY['login','campaign.create','campaign.paused','inquiry.create','login.failed'])[1 + g % 5], "
+                "(ARRAY['login','campaign.create','campaign.paused','inquiry.create','login.failed'])"
+                "[1 + g % 5], "
                 "'campaign:' || (g % 1000), '{}', '127.0.0.1', now() - g * interval '1 second' "
                 "FROM generate_series(1, :n) g"
             ),
@@ -83,7 +84,8 @@ async def prepare(engine: Any, args: argparse.Namespace) -> tuple[list[str], lis
         user_id = (
             await conn.execute(
                 text(
-                    "INSERT INTO staff_user (email, name, role, password_hash, language, totp_secret, created_at) "
+                    "INSERT INTO staff_user (email, name, role, password_hash, language, totp_secret, "
+                    "created_at) "
                     "VALUES ('bench-admin@1415.ly', 'Bench', 'admin', :h, 'ar', 'JBSWY3DPEHPK3PXP', now()) "
                     "RETURNING id"
                 ),

@@ -23,12 +23,11 @@ def test_translations_keep_the_placeholders_of_their_message_id() -> None:
         wanted = set(PLACEHOLDER.findall(msgid))
         if isinstance(found, str) and set(PLACEHOLDER.findall(found)) != wanted:
             wrong.append(msgid)
-        if isinstance(found, tuple):
-            # "one" and "two" say the number in words (دقيقة واحدة، دقيقتان); the others need it
-            if any(
-                set(PLACEHOLDER.findall(form)) != wanted for k, form in enumerate(found) if k not in (1, 2)
-            ):
-                wrong.append(msgid)
+        # "one" and "two" say the number in words (دقيقة واحدة، دقيقتان); the others need it
+        if isinstance(found, tuple) and any(
+            set(PLACEHOLDER.findall(form)) != wanted for k, form in enumerate(found) if k not in (1, 2)
+        ):
+            wrong.append(msgid)
     assert wrong == []
 
 
