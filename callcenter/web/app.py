@@ -9,7 +9,7 @@ from typing import Any
 from arq.connections import RedisSettings, create_pool
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -20,13 +20,13 @@ from callcenter.redis_conn import redis_url
 from callcenter.settings import Settings, get_settings
 from callcenter.sms import kannel_webhooks, webhooks
 from callcenter.sms.inbox import Inbox
+from callcenter.web import pages
 from callcenter.web.api import campaigns, citizens, inquiries
 from callcenter.web.errors import install_error_pages
 from callcenter.web.guard import authorize
 from callcenter.web.hotpath import hot
-from callcenter.web import pages
 from callcenter.web.security import SecurityHeaders
-from callcenter.web.templating import STATIC
+from callcenter.web.templating import STATIC, render
 
 PAGES = (
     pages.auth,
@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         dependencies=[Depends(authorize)],  # every route: its entry in web/policy.py
+        docs_url=None,  # served below from the vendored Swagger UI (no CDN, under the CSP)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(SecurityHeaders, max_body=settings.max_upload_bytes)
@@ -77,6 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(kannel_webhooks.make_router(settings))
 
     install_error_pages(app)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        return render(request, "docs.html")
 
     @app.exception_handler(InquiryFileError)
     async def _bad_yaml(_: Request, exc: InquiryFileError) -> JSONResponse:

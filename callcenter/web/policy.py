@@ -52,8 +52,6 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
     # SMS gateways (each verifies its own signature or secret)
     ("POST", "/sms/twilio/inbound"): WEBHOOK,
     ("POST", "/sms/twilio/status"): WEBHOOK,

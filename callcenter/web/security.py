@@ -2,8 +2,8 @@
 (no per-request task or body copy: the SMS webhooks share this stack).
 
 The Content-Security-Policy allows scripts, styles, fonts and media from this origin only:
-no inline script or style, no CDN. FastAPI's own /docs (Swagger UI from a CDN) is the one
-page left outside it.
+no inline script or style, no CDN (the API's /docs is the vendored Swagger UI). Swagger UI
+sets element styles from its script, so /docs alone allows inline styles.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _HEADERS = [
     (b"permissions-policy", b"camera=(), geolocation=(), microphone=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-_NO_CSP = ("/docs", "/redoc")
+_DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").encode()
 
 
 class SecurityHeaders:
@@ -40,7 +40,7 @@ class SecurityHeaders:
         if length is not None and length.isdigit() and int(length) > self.max_body:
             await _too_large(send)
             return
-        extra = [h for h in _HEADERS if not (h[0] == b"content-security-policy" and path.startswith(_NO_CSP))]
+        extra = _HEADERS if path != "/docs" else [(b"content-security-policy", _DOCS_CSP), *_HEADERS[1:]]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -19,7 +19,13 @@ PACKAGE_LINE = re.compile(
 )
 FILE_LINE = re.compile(r"(?P<sha256>[0-9a-f]{64})  (?P<path>\S+)")
 #: Which release line each package is held to.
-LINES = {"htmx.org": "2.0.", "htmx-ext-sse": "2.2.", "@fontsource/noto-naskh-arabic": "5.", "axe-core": "4."}
+LINES = {
+    "htmx.org": "2.0.",
+    "htmx-ext-sse": "2.2.",
+    "@fontsource/noto-naskh-arabic": "5.",
+    "swagger-ui-dist": "5.",
+    "axe-core": "4.",
+}
 
 
 @dataclass
