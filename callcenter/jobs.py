@@ -18,6 +18,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError as RedisWatchError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -90,6 +91,7 @@ async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str | Actor) -
     campaign = await move(rt.engine, rt.redis, campaign_id, "running", actor=actor)
     if campaign.channel == "sms":  # voice campaigns are dialled by the telephony process
         await enqueue_lanes(rt.redis, campaign_id)
+    await rt.sender.progress.changed(campaign_id)  # planned and running, on the staff pages
     return planned
 
 
@@ -226,7 +228,8 @@ async def run_worker(
             if runner in done:
                 runner.result()
                 delay = 0.5
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisWatchError, OSError) as exc:
+            # (redis-py turns a connection lost during arq's WATCH into a WatchError)
             log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

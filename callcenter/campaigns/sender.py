@@ -9,6 +9,7 @@ mid-batch leaves rows in ``sending``; the reconciler puts them back after a dead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
+from callcenter.campaigns.progress import ProgressPublisher
 from callcenter.campaigns.quiet import parse_hhmm, quiet_until
 from callcenter.campaigns.ratelimit import TokenBucket
 from callcenter.campaigns.service import cached_status, move
@@ -77,6 +79,8 @@ class Sender:
         self.settings = settings
         self.dialect = engine.dialect.name
         self._texts: dict[int, _Texts] = {}
+        # live progress for the staff pages: throttled per chunk, at once when a lane stops
+        self.progress = ProgressPublisher(engine, redis, settings)
 
     async def run_lane(self, campaign_id: int, *, batch_size: int | None = None) -> LaneResult:
         """Send until the outbox of this campaign is empty, paused, cancelled or quiet."""
@@ -121,13 +125,19 @@ class Sender:
                 stopped = await self._send_rows(campaign, rows, texts, bucket, result)
             except asyncio.CancelledError:
                 # A stopping worker: what was not recorded goes back to the outbox now,
-                # not after the reconciler's deadline.
-                await asyncio.shield(self._release([r.id for r in rows]))
+                # not after the reconciler's deadline. arq may cancel the job again while it
+                # closes; the release is finished all the same before the job ends.
+                release = asyncio.ensure_future(self._release([r.id for r in rows]))
+                while not release.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(release)
+                release.result()
                 raise
             if stopped:
                 result.stopped = stopped
                 break
         result.seconds = time.perf_counter() - started
+        await self.progress.changed(campaign_id)
         return result
 
     # -- claiming -------------------------------------------------------------------------
@@ -237,6 +247,7 @@ class Sender:
             ]
             results = await self.gateway.send_many(messages)
             await self._record(campaign, chunk, results, texts, result)
+            await self.progress.chunk_recorded(campaign.id)
         return None
 
     async def _record(

@@ -67,8 +67,12 @@ def worker_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
 
 
 def start_workers(n: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """``n`` worker processes that die with this one (a benchmark killed by a timeout leaves
+    no worker behind to send a later run's messages)."""
+    from callcenter.testing.kannel import _pdeathsig
+
     cmd = [sys.executable, "-m", "callcenter.cli", "worker"]
-    return [subprocess.Popen(cmd, env=env, cwd=ROOT) for _ in range(n)]
+    return [subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=_pdeathsig()) for _ in range(n)]
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -42,7 +42,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             await asyncio.sleep(1.5)
             await redis.enqueue_job("plan_campaign", campaign_id, "bench", _job_id=f"plan:{campaign_id}")
+            deadline = time.monotonic() + 120  # bounded: a worker that never sends ends the run
             while not await redis.xlen("loopback:outbox"):
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    raise SystemExit("rate_limit: the workers sent nothing (see their stderr)")
                 await asyncio.sleep(0.01)
             await asyncio.sleep(args.seconds + 0.5)
         finally:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter.campaigns.service import Audience, counts, create_campaign
 from callcenter.jobs import Runtime, run_worker, start_campaign
+from callcenter.settings import Settings
 from callcenter.sms.gateways.base import OutboundSms, SendResult
 from tests.conftest import make_settings
 from tests.factories import THREE_QUESTIONS, make_citizens, make_inquiry
@@ -246,3 +247,54 @@ async def test_stopping_a_worker_with_a_job_in_flight_is_clean_and_loses_nothing
         assert await counts(pg, campaign) == {"pending": 600}  # claimed rows given back
     finally:
         await rt.close()
+
+
+async def test_a_lane_cancelled_twice_while_it_releases_still_gives_its_rows_back(
+    pg: AsyncEngine, campaign: int, redis: aioredis.Redis, redis_db: int, tmp_path: Path
+) -> None:
+    """arq cancels a job, then cancels it again while it closes: the first cancellation's
+    release of the claimed rows must finish before the job ends (the flaky stop above)."""
+    settings = make_settings(tmp_path, pg.url.render_as_string(hide_password=False), redis_db)
+    rt = await Runtime.start(settings, gateway=StuckGateway())
+    try:
+        await start_campaign(rt, campaign, actor="test")
+        lane = asyncio.create_task(rt.sender.run_lane(campaign))
+        for _ in range(100):
+            if (await counts(pg, campaign)).get("sending"):
+                break
+            await asyncio.sleep(0.05)
+        lane.cancel()
+        await asyncio.sleep(0)  # the release has started ...
+        lane.cancel()  # ... and is cancelled again, as arq's close() does
+        with pytest.raises(asyncio.CancelledError):
+            await lane
+        assert await counts(pg, campaign) == {"pending": 600}
+    finally:
+        await rt.close()
+
+
+async def test_a_redis_lost_during_arqs_watch_restarts_the_worker_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """redis-py reports a connection lost during WATCH as a WatchError (seen when Redis restarted
+    under a loaded machine): the worker waits and starts again, as for any lost connection."""
+    from redis.exceptions import WatchError
+
+    import callcenter.jobs as jobs
+
+    stop = asyncio.Event()
+    runs: list[int] = []
+
+    class FlakyWorker:
+        async def async_run(self) -> None:
+            runs.append(1)
+            if len(runs) == 1:
+                raise WatchError("A ConnectionError occurred on while watching one or more keys")
+            stop.set()
+
+        async def close(self) -> None:
+            return None
+
+    monkeypatch.setattr(jobs, "make_worker", lambda settings, gateway=None: FlakyWorker())
+    await asyncio.wait_for(jobs.run_worker(Settings(env="test", data_dir=tmp_path), stop=stop), 10)
+    assert len(runs) == 2
