@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from callcenter.accounts.roles import Role
 from callcenter.db import make_engine
 from callcenter.phones import MaskPhonesFilter
 from callcenter.settings import Settings, get_settings
@@ -27,6 +28,14 @@ inquiry_app = typer.Typer(
 campaign_app = typer.Typer(help="Push an inquiry to citizens by SMS.", no_args_is_help=True)
 app.add_typer(inquiry_app, name="inquiry")
 app.add_typer(campaign_app, name="campaign")
+user_app = typer.Typer(
+    help="Staff accounts: the first admin, listing, disabling, new links.", no_args_is_help=True
+)
+app.add_typer(user_app, name="user")
+municipalities_app = typer.Typer(
+    help="The municipalities register (districts, names, aliases) from CSV.", no_args_is_help=True
+)
+app.add_typer(municipalities_app, name="municipalities")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -107,6 +116,9 @@ def serve(
         port=port or settings.api_port,
         log_level="warning",
         access_log=False,
+        # open live-update streams (GET /live) never end by themselves: a stop waits this long
+        # for requests in progress, then closes them (browsers reconnect to the next process)
+        timeout_graceful_shutdown=10,
     )
 
 
@@ -150,8 +162,9 @@ def agi(
 
 @app.command()
 def up() -> None:
-    """Set up and run everything on one machine: migrate, embedded Redis (unless
-    CALLCENTER_REDIS_URL is set), the API with the SMS webhooks, and a worker."""
+    """Set up and run everything on one machine: migrate, the starter municipalities register
+    (only into an empty register), embedded Redis (unless CALLCENTER_REDIS_URL is set), the API
+    with the SMS webhooks, and a worker."""
     import signal
 
     import uvicorn
@@ -161,8 +174,16 @@ def up() -> None:
     from callcenter.redis_conn import redis_url
     from callcenter.web.app import create_app
 
+    async def set_up(engine: AsyncEngine) -> None:
+        from callcenter.municipalities import ensure_starter_register
+
+        await upgrade(engine)
+        created = await ensure_starter_register(engine)  # only when the register is empty
+        if created:
+            console.print(f"starter municipalities register loaded ({created} municipalities)")
+
     async def main(settings: Settings) -> None:
-        await _with_engine(settings, upgrade)
+        await _with_engine(settings, set_up)
         redis_url(settings)  # starts the embedded Redis when none is configured
         server = uvicorn.Server(
             uvicorn.Config(
@@ -171,6 +192,7 @@ def up() -> None:
                 port=settings.api_port,
                 log_level="warning",
                 access_log=False,
+                timeout_graceful_shutdown=10,  # open live-update streams must not hold a stop
             )
         )
         stop = asyncio.Event()
@@ -316,8 +338,16 @@ def import_citizens_cmd(
     errors_to: Annotated[
         Path | None, typer.Option("--errors", help="write the rejected rows' report here (CSV)")
     ] = None,
+    create_municipalities: Annotated[
+        bool,
+        typer.Option(
+            "--create-municipalities",
+            help="add municipalities the register lacks (default: such rows are rejected)",
+        ),
+    ] = False,
 ) -> None:
-    """Import the citizen register from CSV (numbers normalised to E.164, duplicates merged)."""
+    """Import the citizen register from CSV (numbers normalised to E.164, duplicates merged,
+    municipalities matched against the register by code, name or alias)."""
     from callcenter.citizens.importer import BadHeader, import_citizens
 
     size = file.stat().st_size
@@ -336,6 +366,7 @@ def import_citizens_cmd(
                 engine,
                 file,
                 progress=lambda rows, done: bar.update(task, completed=done, rows=rows),
+                create_municipalities=create_municipalities,
             )
 
     try:
@@ -347,6 +378,8 @@ def import_citizens_cmd(
         f"{report.rows} rows: {report.imported} new, {report.updated} updated, "
         f"{report.duplicates} duplicates merged, {report.rejected} rejected ({report.seconds:.1f}s)"
     )
+    if report.municipalities_created:
+        console.print(f"{report.municipalities_created} municipalities added to the register")
     for e in report.errors[:10]:
         err.print(f"  line {e.line}: {e.reason} ({e.value_masked})")
     if errors_to is not None:
@@ -356,6 +389,55 @@ def import_citizens_cmd(
             writer = csv.writer(out)
             writer.writerow(["line", "reason", "value"])
             writer.writerows([e.line, e.reason, e.value_masked] for e in report.errors)
+
+
+@municipalities_app.command("load")
+def municipalities_load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="CSV: code,name_ar,name_en,district_code,district_ar,district_en,aliases (a|b)",
+        ),
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="make the register exactly the file: remove the municipalities it does not list "
+            "(those citizens, tickets or staff point at are kept and reported)"
+        ),
+    ] = False,
+) -> None:
+    """Load the municipalities register; every row is checked first, and a file with any bad
+    row changes nothing. Without --replace, the file is merged into the register."""
+    from rich.markup import escape
+
+    from callcenter.municipalities import LoadReport, RegisterError, decode_register, load_register
+
+    try:
+        text = decode_register(file.read_bytes())
+    except RegisterError as exc:
+        for problem in exc.problems:
+            err.print(escape(problem.text()))
+        raise typer.Exit(2) from exc
+
+    async def body(engine: AsyncEngine) -> LoadReport:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            return await load_register(session, text, actor="cli", mode="replace" if replace else "merge")
+
+    report = run(lambda s: _with_engine(s, body))
+    if report.errors:
+        for problem in report.errors:
+            err.print(escape(f"line {problem.line}: {problem.text()}" if problem.line else problem.text()))
+        err.print(f"{len(report.errors)} errors: nothing was changed")
+        raise typer.Exit(2)
+    console.print(
+        f"{report.rows} rows: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{report.unchanged} unchanged, {len(report.removed)} removed, {len(report.kept)} kept"
+    )
+    for problem in report.kept:
+        console.print(escape(f"  {problem.text()}"))
 
 
 # -- campaigns ----------------------------------------------------------------------------
@@ -437,11 +519,30 @@ def campaign_cancel(campaign_id: int) -> None:
 
 @campaign_app.command("show")
 def campaign_show(campaign_id: int) -> None:
-    """Show a campaign's deliveries by status."""
+    """Show a campaign's deliveries by status (JSON, on stdout) and its status and why it
+    waits (in words, on stderr: the staff page's reason)."""
+    from callcenter.campaigns.progress import Progress as Shown
+    from callcenter.campaigns.progress import read_progress
     from callcenter.campaigns.service import counts
+    from callcenter.redis_conn import connect
 
-    progress = run(lambda s: _with_engine(s, lambda e: counts(e, campaign_id)))
+    async def main(settings: Settings) -> tuple[dict[str, int], Shown | None]:
+        async def body(engine: AsyncEngine) -> tuple[dict[str, int], Shown | None]:
+            redis = connect(settings)
+            try:
+                return await counts(engine, campaign_id), await read_progress(
+                    engine, redis, settings, campaign_id
+                )
+            finally:
+                await redis.aclose()
+
+        return await _with_engine(settings, body)
+
+    progress, shown = run(main)
     console.print(json.dumps(progress))
+    if shown is not None:
+        words = f"status: {shown.status}" + (f"; {shown.reason.text()}" if shown.reason else "")
+        err.print(words, markup=False, highlight=False, soft_wrap=True)
 
 
 # -- results ------------------------------------------------------------------------------
@@ -526,6 +627,171 @@ def export(
     console.print(f"{_domain(lambda: run(main))} answers written to {output}")
 
 
+# -- staff accounts -----------------------------------------------------------------------
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
+def _read_password(from_stdin: bool) -> str:
+    """From a hidden prompt with confirmation, or one line of stdin: never from an argument
+    (it would stay in the shell history and the process list)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not _stdin_is_tty():
+        err.print("[red]stdin is not a terminal: pipe the password in with --password-stdin[/red]")
+        raise typer.Exit(2)
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    role: Annotated[Role, typer.Option(help="the user's role")],
+    name: Annotated[str, typer.Option(help="the name shown on the pages")] = "",
+    municipality: Annotated[
+        list[str] | None, typer.Option(help="municipality code the user is limited to (repeatable)")
+    ] = None,
+    language: Annotated[str, typer.Option(help="ar | en")] = "ar",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
+) -> None:
+    """Create a user with a password (the first admin): asked twice, hidden, or read from stdin."""
+    from callcenter.accounts import passwords
+    from callcenter.accounts.admin import municipality_ids_for_codes
+    from callcenter.accounts.service import create_user
+    from callcenter.errors import CallCenterError
+    from callcenter.models import utcnow
+
+    if language not in ("ar", "en"):
+        err.print("[red]--language is ar or en[/red]")
+        raise typer.Exit(2)
+    password = _read_password(password_stdin)
+    try:
+        passwords.check_policy(password, email=email.strip().casefold(), name=name)
+    except passwords.WeakPassword as exc:
+        err.print(f"[red]{exc.reason}[/red]")
+        raise typer.Exit(2) from exc
+
+    async def body(engine: AsyncEngine) -> str:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            ids, unknown = await municipality_ids_for_codes(session, municipality or [])
+            if unknown:
+                raise CallCenterError(f"no municipality with the code {', '.join(unknown)}")
+            invitation = await create_user(
+                session,
+                email=email,
+                role=role,
+                name=name,
+                password=password,
+                municipalities=ids,
+                language=language,
+                actor="cli",
+                now=utcnow(),
+            )
+            return invitation.user.email
+
+    created = _domain(lambda: run(lambda s: _with_engine(s, body)))
+    console.print(f"user {created} created ({role.value})")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List the staff accounts, 50 at a time from the database."""
+    from callcenter.accounts.admin import UserFilter, UserRow, list_users
+
+    async def body(engine: AsyncEngine) -> list[UserRow]:
+        rows: list[UserRow] = []
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            page = 1
+            while True:
+                listing = await list_users(session, UserFilter(page=page))
+                rows += listing.rows
+                if not listing.has_next:
+                    return rows
+                page += 1
+
+    table = Table("id", "e-mail", "name", "role", "state", "two-step", "municipalities", "last login")
+    for row in run(lambda s: _with_engine(s, body)):
+        u = row.user
+        table.add_row(
+            str(u.id),
+            u.email,
+            u.name,
+            u.role,
+            row.state.value,
+            "on" if u.totp_secret else "off",
+            ", ".join(m.code for m in row.municipalities) or "all",
+            u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-",
+        )
+    console.print(table)
+
+
+def _user_action(email: str, action: Callable[[AsyncSession, Any, Settings], Awaitable[T]]) -> T:
+    from callcenter.accounts.service import find_user
+    from callcenter.errors import NotFound
+
+    async def main(settings: Settings) -> T:
+        async def body(engine: AsyncEngine) -> T:
+            async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+                user = await find_user(session, email)
+                if user is None:
+                    raise NotFound(f"no user with the e-mail address {email.strip()}")
+                return await action(session, user, settings)
+
+        return await _with_engine(settings, body)
+
+    return _domain(lambda: run(main))
+
+
+@user_app.command("disable")
+def user_disable(email: str) -> None:
+    """Disable a user: their sessions end at once and they can no longer log in."""
+    from callcenter.accounts.service import set_disabled
+    from callcenter.models import utcnow
+
+    async def action(session: AsyncSession, user: Any, _: Settings) -> None:
+        await set_disabled(session, user, True, actor="cli", now=utcnow())
+
+    _user_action(email, action)
+    console.print(f"user {email.strip().casefold()} disabled")
+
+
+@user_app.command("enable")
+def user_enable(email: str) -> None:
+    """Enable a disabled user again."""
+    from callcenter.accounts.service import set_disabled
+    from callcenter.models import utcnow
+
+    async def action(session: AsyncSession, user: Any, _: Settings) -> None:
+        await set_disabled(session, user, False, actor="cli", now=utcnow())
+
+    _user_action(email, action)
+    console.print(f"user {email.strip().casefold()} enabled")
+
+
+@user_app.command("reset")
+def user_reset(email: str) -> None:
+    """Print a one-time link that sets a new password; the old password and sessions stop working."""
+    from datetime import timedelta
+
+    from callcenter.accounts.service import reset_invitation
+    from callcenter.models import utcnow
+
+    async def action(session: AsyncSession, user: Any, settings: Settings) -> tuple[str, str]:
+        token = await reset_invitation(
+            session, user, actor="cli", valid=timedelta(hours=settings.invite_valid_hours), now=utcnow()
+        )
+        return f"{settings.public_base_url.rstrip('/')}/invite/{token}", str(user.invite_expires_at)
+
+    link, until = _user_action(email, action)
+    console.print(f"one-time link (valid until {until}, shown once):")
+    print(link)
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 
@@ -534,18 +800,33 @@ def demo(
     citizens: Annotated[int, typer.Option(help="simulated citizens")] = 2000,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead")] = False,
     seed: Annotated[int, typer.Option(help="random seed")] = 1415,
+    scratch: Annotated[
+        bool, typer.Option("--scratch", help="run on a throw-away database instead of keeping the run")
+    ] = False,
 ) -> None:
-    """Run a whole SMS inquiry on the embedded default with simulated citizens."""
-    from callcenter.demo import run_demo
+    """Run a whole SMS inquiry on the embedded default with simulated citizens, kept in the
+    database under CALLCENTER_DATA_DIR (development only) unless --scratch."""
+    from callcenter.demo import DEMO_EMAIL, run_demo
 
     settings = get_settings()
     setup_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    summary, res = asyncio.run(run_demo(settings, citizens=citizens, seed=seed, progress=not as_json))
+    summary, res = _domain(
+        lambda: asyncio.run(
+            run_demo(settings, citizens=citizens, seed=seed, progress=not as_json, scratch=scratch)
+        )
+    )
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
         return
     print_results(res)
     console.print(summary)
+    if summary.get("database"):
+        console.print(
+            f"Kept in {summary['database']}: run [bold]callcenter up[/bold] and open "
+            f"{settings.public_base_url}/login"
+        )
+        if summary.get("demo_account"):
+            console.print(f"Log in as {DEMO_EMAIL} with the password {settings.demo_password}")
 
 
 def main() -> None:

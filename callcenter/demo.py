@@ -5,13 +5,23 @@ read it as a person would (which question is this?), and reply through the real 
 in Arabic or English, with Arabic-Indic digits or words, some with bad answers first, some
 opting out, some silent; a few replies are delivered twice, as gateways do on retries.
 At the end the numbers are recounted from the database.
+
+By default the run is kept in the embedded SQLite database under ``data_dir`` (the one
+``callcenter up`` serves), so that a newcomer can open the app and see its inquiry,
+campaign and results, logged in as the demo operator ``demo@1415.local`` (development
+only). Each run adds a new inquiry (``return-of-life-roads``, then ``-2``, ``-3``...) and
+closes the previous demo ones, reusing the same simulated register. ``scratch=True`` runs on
+a throw-away database instead. Redis is always a throw-away embedded one: it only carries
+this run's jobs and outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -24,13 +34,21 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter import models
+from callcenter.accounts.passwords import hash_password
+from callcenter.accounts.roles import Role
+from callcenter.accounts.service import find_user, user_view
+from callcenter.accounts.sessions import revoke_all
+from callcenter.audit import audit
 from callcenter.citizens.importer import import_citizens
-from callcenter.inquiries import create_inquiry, load_definition
-from callcenter.inquiry.definition import Inquiry, Language, Question, QuestionKind
+from callcenter.errors import CallCenterError
+from callcenter.inquiries import create_inquiry, load_definition, set_status
+from callcenter.inquiry.definition import Inquiry, InquiryStatus, Language, Question, QuestionKind
 from callcenter.inquiry.engine import next_question
-from callcenter.inquiry.schema import parse_inquiry_yaml
+from callcenter.inquiry.schema import InquiryIn, parse_inquiry_yaml
 from callcenter.jobs import run_worker
 from callcenter.migrate import upgrade
+from callcenter.models import utcnow
+from callcenter.municipalities import ensure_starter_register
 from callcenter.redis_conn import stop_embedded
 from callcenter.results import Results, inquiry_results
 from callcenter.settings import Settings
@@ -42,6 +60,15 @@ MUNICIPALITIES = ["طرابلس المركز", "بنغازي", "مصراتة", "
 ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 BAD = ["🙂", "banana", "ممتاز جدا!!", "9", "???", "لا أعرف ربما"]
+#: The account a newcomer logs in with after the demo (development only; see ensure_demo_account).
+DEMO_EMAIL = "demo@1415.local"
+DEMO_NAME = "Demo operator"
+
+
+class DemoRefused(CallCenterError):
+    """The demo would keep its fake citizens in a database that is not a development one."""
+
+    error_id = "demo_refused"
 
 
 @dataclass
@@ -96,13 +123,30 @@ def _question_in(inquiry: Inquiry, text: str, language: str) -> Question | None:
 
 
 async def run_demo(
-    settings: Settings, *, citizens: int = 2000, seed: int = 1415, progress: bool = True
+    settings: Settings,
+    *,
+    citizens: int = 2000,
+    seed: int = 1415,
+    progress: bool = True,
+    scratch: bool = False,
 ) -> tuple[dict[str, Any], Results]:
+    """Run the demo; kept in ``<data_dir>/1415.db`` unless ``scratch`` (development only, as
+    it fills the database with simulated citizens: :class:`DemoRefused` elsewhere)."""
+    database: Path | None = None
+    if not scratch:
+        if settings.env != "development":
+            raise DemoRefused(
+                f"the demo keeps its simulated citizens only in development (CALLCENTER_ENV is "
+                f"{settings.env}); run it with --scratch for a throw-away database",
+                env=settings.env,
+            )
+        database = settings.data_dir.resolve() / "1415.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="1415-demo-"))
     demo = settings.model_copy(
         update={
-            "data_dir": workdir,
-            "database_url": None,
+            "data_dir": workdir,  # the throw-away embedded Redis and the register file
+            "database_url": None if database is None else f"sqlite:///{database}",
             "redis_url": None,
             "sms_gateway": "loopback",
             "quiet_start": None,
@@ -112,14 +156,98 @@ async def run_demo(
         }
     )
     try:
-        return await _run(demo, citizens=citizens, seed=seed, progress=progress)
+        summary, res = await _run(
+            demo,
+            citizens=citizens,
+            seed=seed,
+            progress=progress,
+            account=settings.env == "development",  # the settings as given, not the demo's copy
+        )
     finally:
-        stop_embedded(workdir)
+        await _stop_redis(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
+    summary["database"] = str(database) if database is not None else None
+    return summary, res
+
+
+async def _stop_redis(workdir: Path) -> None:
+    """Stop the run's embedded Redis and wait for it to go: it writes its log while exiting,
+    which would otherwise leave a ``1415-demo-*`` folder behind."""
+    try:
+        pid = int((workdir / "redis.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    stop_embedded(workdir)
+    for _ in range(100):  # two seconds at most
+        if not pid or not _running(pid):
+            return
+        await asyncio.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def ensure_demo_account(engine: Any, settings: Settings) -> int | None:
+    """Create the demo operator (or reset its password, role and access) in development; its
+    id, or None elsewhere, where it is never created. Its password is the published
+    ``demo_password``, so the password policy (which refuses "demo" in it) is not applied."""
+    if settings.env != "development":
+        return None
+    hashed = await asyncio.to_thread(hash_password, settings.demo_password)
+    now = utcnow()
+    async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+        user = await find_user(session, DEMO_EMAIL)
+        if user is None:
+            user = models.User(email=DEMO_EMAIL, name=DEMO_NAME, role=Role.operator.value, created_at=now)
+            session.add(user)
+            action = "user.create"
+        else:
+            action = "user.password_change"
+            assert user.id is not None
+            await revoke_all(session, user.id, now=now)
+        user.role = Role.operator.value
+        user.password_hash = hashed
+        user.password_changed_at = now
+        user.disabled_at = None
+        user.invite_hash = user.invite_expires_at = None
+        await session.flush()
+        assert user.id is not None
+        audit(session, actor="demo", action=action, target=f"user:{user.id}", after=user_view(user, []))
+        return user.id
+
+
+async def _fresh_slug(session: AsyncSession, data: InquiryIn) -> InquiryIn:
+    """The sample inquiry under a slug no run has used (``<slug>``, ``<slug>-2``, ...); the
+    earlier demo inquiries still open are closed, so callers and replies reach the new one."""
+    pattern = re.compile(rf"^{re.escape(data.slug)}(-[0-9]+)?$")
+    inquiries = models.table(models.Inquiry)
+    found = await session.execute(
+        select(inquiries.c.slug, inquiries.c.status).where(
+            inquiries.c.slug.startswith(data.slug, autoescape=True)
+        )
+    )
+    rows = found.all()
+    used = [(slug, status) for slug, status in rows if pattern.match(slug)]
+    for slug, status in used:
+        if status != InquiryStatus.CLOSED:
+            await set_status(session, slug, InquiryStatus.CLOSED, actor="demo")
+    taken = {slug for slug, _ in used}
+    slug, n = data.slug, 1
+    while slug in taken:
+        n += 1
+        slug = f"{data.slug}-{n}"
+    return data.model_copy(update={"slug": slug})
 
 
 async def _run(
-    settings: Settings, *, citizens: int, seed: int, progress: bool
+    settings: Settings, *, citizens: int, seed: int, progress: bool, account: bool
 ) -> tuple[dict[str, Any], Results]:
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -127,8 +255,11 @@ async def _run(
     async with app.router.lifespan_context(app):
         engine = app.state.engine
         await upgrade(engine)
+        await ensure_starter_register(engine)  # the register names the citizens' municipalities
+        demo_user = await ensure_demo_account(engine, settings) if account else None
         data = parse_inquiry_yaml(SAMPLE.read_text(encoding="utf-8"), source=str(SAMPLE))
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            data = await _fresh_slug(session, data)
             await create_inquiry(session, data, actor="demo")
         async with AsyncSession(engine, expire_on_commit=False) as session:
             inquiry = await load_definition(session, data.slug)
@@ -141,22 +272,42 @@ async def _run(
             for p in people.values():
                 writer.writerow(["0" + p.phone[4:], rng.choice(MUNICIPALITIES), p.language])
         await import_citizens(engine, register)
+        for phone in await _opted_out(engine, people):  # by an earlier run: not invited again
+            people[phone].persona = "opted_out"
 
         stop = asyncio.Event()
         worker = asyncio.create_task(run_worker(settings, stop=stop))
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+        token = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo", headers=token) as client:
             response = await client.post("/api/campaigns", json={"inquiry": data.slug, "start": True})
             response.raise_for_status()
-            stats = await _converse(app, client, inquiry, people, progress=progress)
+            campaign_id = int(response.json()["id"])
+            tag = f"demo{inquiry.id}-"  # gateway ids unique across runs kept in one database
+            stats = await _converse(app, client, inquiry, people, tag=tag, progress=progress)
         stop.set()
         await worker
         voice = await _voice(settings, engine, inquiry, people, progress=progress)
-        summary = await _recount(engine, inquiry, people, stats)
+        summary = await _recount(engine, inquiry, people, stats, campaign_id=campaign_id, tag=tag)
         summary |= voice
+        summary["inquiry"] = data.slug
+        summary["demo_account"] = DEMO_EMAIL if demo_user is not None else None
         summary["seconds"] = round(time.perf_counter() - started, 2)
         res = await inquiry_results(engine, data.slug)
     return summary, res
+
+
+async def _opted_out(engine: Any, people: dict[str, Citizen]) -> list[str]:
+    C = models.table(models.Citizen)
+    phones = list(people)
+    found: list[str] = []
+    async with engine.connect() as conn:
+        for i in range(0, len(phones), 500):
+            rows = await conn.execute(
+                select(C.c.phone).where(C.c.phone.in_(phones[i : i + 500]), C.c.opted_out_at.is_not(None))
+            )
+            found += [str(phone) for phone in rows.scalars()]
+    return found
 
 
 def _people(n: int, rng: random.Random) -> dict[str, Citizen]:
@@ -182,6 +333,7 @@ async def _converse(
     inquiry: Inquiry,
     people: dict[str, Citizen],
     *,
+    tag: str,
     progress: bool,
 ) -> dict[str, int]:
     """Read the loopback outbox and let every invited citizen answer, one conversation each."""
@@ -189,7 +341,7 @@ async def _converse(
 
     stats = {"replies": 0, "resent": 0, "messages_received": 0, "webhook_errors": 0}
     errors: list[str] = []
-    expected = sum(1 for p in people.values() if p.persona != "silent")
+    expected = sum(1 for p in people.values() if p.persona not in ("silent", "opted_out"))
     done = 0
     sem = asyncio.Semaphore(64)
     counter = iter(range(10**9))
@@ -210,7 +362,7 @@ async def _converse(
         return response
 
     async def say(citizen: Citizen, body: str) -> str | None:
-        gateway_id = f"demo-{next(counter)}"
+        gateway_id = f"{tag}{next(counter)}"
         payload = {"id": gateway_id, "from": citizen.phone, "body": body}
         async with sem:
             response = await post(payload)
@@ -257,7 +409,7 @@ async def _converse(
             for _stream_id, sms, _gid in batch:
                 stats["messages_received"] += 0
                 citizen = people.get(sms.to)
-                if citizen is None or citizen.persona == "silent":
+                if citizen is None or citizen.persona in ("silent", "opted_out"):
                     continue
                 t = asyncio.create_task(conversation(citizen, sms.body))
                 tasks.add(t)
@@ -321,9 +473,17 @@ def _keypad(question: Question, citizen: Citizen) -> tuple[str, str] | None:
 
 
 async def _recount(
-    engine: Any, inquiry: Inquiry, people: dict[str, Citizen], stats: dict[str, int]
+    engine: Any,
+    inquiry: Inquiry,
+    people: dict[str, Citizen],
+    stats: dict[str, int],
+    *,
+    campaign_id: int,
+    tag: str,
 ) -> dict[str, Any]:
-    """Recount from the database: every intended answer stored once, nothing twice."""
+    """Recount from the database: every intended answer stored once, nothing twice. Only this
+    run's rows count (its inquiry, campaign, gateway ids and people): earlier runs may be kept
+    in the same database."""
     A, C, Q, M = (
         models.table(models.Answer),
         models.table(models.Citizen),
@@ -343,20 +503,30 @@ async def _recount(
                 )
             ).all()
         }
-        answer_rows = (await conn.execute(select(func.count()).select_from(A))).scalar_one()
-        by_voice = (await conn.execute(select(func.count()).where(A.c.channel == "voice"))).scalar_one()
-        message_rows = (await conn.execute(select(func.count()).where(M.c.direction == "in"))).scalar_one()
+        mine = A.c.inquiry_id == inquiry.id
+        answer_rows = (await conn.execute(select(func.count()).where(mine))).scalar_one()
+        by_voice = (await conn.execute(select(func.count()).where(mine, A.c.channel == "voice"))).scalar_one()
+        inbound = (M.c.direction == "in", M.c.gateway_id.startswith(tag, autoescape=True))
+        message_rows = (await conn.execute(select(func.count()).where(*inbound))).scalar_one()
         distinct_ids = (
-            await conn.execute(select(func.count(func.distinct(M.c.gateway_id))).where(M.c.direction == "in"))
+            await conn.execute(select(func.count(func.distinct(M.c.gateway_id))).where(*inbound))
         ).scalar_one()
         sent = (
-            await conn.execute(select(func.count()).where(D.c.status.in_(("sent", "delivered"))))
+            await conn.execute(
+                select(func.count()).where(
+                    D.c.campaign_id == campaign_id, D.c.status.in_(("sent", "delivered"))
+                )
+            )
         ).scalar_one()
-        replies_sent = (await conn.execute(select(func.count()).where(M.c.reply.is_not(None)))).scalar_one()
-        completed = (await conn.execute(select(func.count()).where(S.c.status == "completed"))).scalar_one()
-        opted_out = (
-            await conn.execute(select(func.count()).where(C.c.opted_out_at.is_not(None)))
+        replies_sent = (
+            await conn.execute(select(func.count()).where(*inbound, M.c.reply.is_not(None)))
         ).scalar_one()
+        completed = (
+            await conn.execute(
+                select(func.count()).where(S.c.inquiry_id == inquiry.id, S.c.status == "completed")
+            )
+        ).scalar_one()
+    opted_out = len(await _opted_out(engine, people))
     intended = {(p.phone, k): v for p in people.values() for k, v in p.intended.items()}
     lost = sum(1 for key, value in intended.items() if stored.get(key) != value)
     duplicated = (answer_rows - len(stored)) + (message_rows - distinct_ids)

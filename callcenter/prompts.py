@@ -9,7 +9,10 @@ Usage::
 
 Audio is 8 kHz mono 16-bit WAV, what Asterisk's ``format_wav`` plays without transcoding,
 under ``<prompts_dir>/audio/<language>/<id>.wav``. Asterisk opens the files itself: on a
-separate Asterisk server the same absolute path must exist there.
+separate Asterisk server the same absolute path must exist there. A studio recording under
+``<prompts_dir>/recordings/<language>/<id>.wav`` (uploaded on the /prompts page) is played
+instead while it exists: the IVR resolves each id through
+:func:`callcenter.voice.recordings.playable_path`, never through :func:`prompt_path` alone.
 """
 
 from __future__ import annotations

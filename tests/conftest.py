@@ -192,3 +192,17 @@ async def web(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[object
 
     async with running_app(settings) as app:
         yield app
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Commands run in-process (typer's CliRunner) install the engine's logging on the root
+    logger; put it back, so one test's handlers (and their phone-masking filter, which rewrites
+    records) do not change what the next test's caplog sees."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers  # basicConfig(force=True) removed pytest's own as well
+    root.setLevel(level)

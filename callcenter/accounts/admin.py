@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter import models
@@ -99,9 +99,21 @@ class UserFilter:
     role: Role | None = None
     query: str = ""  # a piece of the e-mail address or the name
     page: int = 1
+    #: the listing admin's municipalities (empty: all); a scoped admin sees only the users
+    #: whose every municipality is one of theirs
+    within: frozenset[int] = frozenset()
 
 
-def parse_user_filter(*, role: str | None, query: str | None, page: str | None) -> UserFilter:
+def manages(within: frozenset[int], scope: Iterable[int]) -> bool:
+    """Whether an admin scoped to ``within`` (empty: everywhere) may manage a user scoped to
+    ``scope`` (empty: everywhere): only when the user's reach is inside the admin's."""
+    ids = set(scope)
+    return not within or (bool(ids) and ids <= within)
+
+
+def parse_user_filter(
+    *, role: str | None, query: str | None, page: str | None, within: frozenset[int] = frozenset()
+) -> UserFilter:
     """The list's filters from the query string; raise UserFilterError for a bad one."""
     chosen: Role | None = None
     if role:
@@ -117,7 +129,7 @@ def parse_user_filter(*, role: str | None, query: str | None, page: str | None) 
         if not page.isascii() or not page.isdigit() or len(page) > 6 or int(page) < 1:
             raise UserFilterError("page", N_("The page number is not valid."))
         number = int(page)
-    return UserFilter(chosen, text, number)
+    return UserFilter(chosen, text, number, within)
 
 
 async def list_users(session: AsyncSession, flt: UserFilter, *, per_page: int = PER_PAGE) -> UserPage:
@@ -131,6 +143,12 @@ async def list_users(session: AsyncSession, flt: UserFilter, *, per_page: int = 
                 USER.c.email.icontains(flt.query, autoescape=True),
                 USER.c.name.icontains(flt.query, autoescape=True),
             )
+        )
+    if flt.within:
+        mine = USER_MUNICIPALITY.c.user_id == USER.c.id
+        conditions.append(exists().where(mine))
+        conditions.append(
+            ~exists().where(mine, USER_MUNICIPALITY.c.municipality_id.not_in(sorted(flt.within)))
         )
     total = int(
         (await session.execute(select(func.count()).select_from(USER).where(*conditions))).scalar_one()
@@ -174,13 +192,14 @@ async def municipalities_of(
     return out
 
 
-async def municipality_choices(session: AsyncSession) -> list[MunicipalityChoice]:
-    """Every municipality of the register (a country's worth: about a hundred rows)."""
-    rows = await session.execute(
-        select(
-            MUNICIPALITY.c.id, MUNICIPALITY.c.code, MUNICIPALITY.c.name_ar, MUNICIPALITY.c.name_en
-        ).order_by(MUNICIPALITY.c.name_ar)
-    )
+async def municipality_choices(
+    session: AsyncSession, within: frozenset[int] = frozenset()
+) -> list[MunicipalityChoice]:
+    """The municipalities an admin may give (a country's worth at most: about a hundred rows)."""
+    query = select(MUNICIPALITY.c.id, MUNICIPALITY.c.code, MUNICIPALITY.c.name_ar, MUNICIPALITY.c.name_en)
+    if within:
+        query = query.where(MUNICIPALITY.c.id.in_(sorted(within)))
+    rows = await session.execute(query.order_by(MUNICIPALITY.c.name_ar))
     return [MunicipalityChoice(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
@@ -223,9 +242,11 @@ async def check_user_form(
     municipalities: Sequence[str],
     email: str | None = None,
     language: str | None = None,
+    within: frozenset[int] = frozenset(),
 ) -> UserInput:
     """Check a posted user form (``email`` and ``language`` for an invitation only) and return
-    its values; raise InvalidUserForm with every mistake at once."""
+    its values; raise InvalidUserForm with every mistake at once. An admin scoped to
+    ``within`` gives only their own municipalities, and at least one of them."""
     errors: dict[str, str] = {}
     address = ""
     if email is not None:
@@ -261,8 +282,10 @@ async def check_user_form(
             known = set(
                 (await session.execute(select(MUNICIPALITY.c.id).where(MUNICIPALITY.c.id.in_(ids)))).scalars()
             )
-            if set(ids) - known:
+            if set(ids) - known or (within and not set(ids) <= within):
                 errors["municipalities"] = N_("Choose municipalities from the list.")
+        if within and not ids:
+            errors["municipalities"] = N_("Choose at least one of your municipalities.")
     if errors:
         raise InvalidUserForm(errors)
     return UserInput(clean_name, chosen, ids, address, lang)

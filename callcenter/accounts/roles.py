@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from callcenter.messages import N_
+
 
 class Role(StrEnum):
     admin = "admin"  # users, municipalities, audit; everything operators do
@@ -13,6 +15,16 @@ class Role(StrEnum):
     analyst = "analyst"  # results and exports
     officer = "officer"  # a municipality's service requests
 
+
+#: What each role is called on screen (message ids: the page shows them translated).
+LABELS: dict[str, str] = {
+    "admin": N_("Administrator"),
+    "operator": N_("Operator"),
+    "supervisor": N_("Supervisor"),
+    "agent": N_("Agent"),
+    "analyst": N_("Analyst"),
+    "officer": N_("Municipality officer"),
+}
 
 #: Roles that must enrol a second factor before they can do anything else.
 MFA_REQUIRED: frozenset[Role] = frozenset({Role.admin, Role.supervisor})

@@ -135,14 +135,20 @@ async def create_user(
 async def reset_invitation(
     session: AsyncSession, user: models.User, *, actor: Actor | str, valid: timedelta, now: datetime
 ) -> str:
-    """A fresh one-time link that sets a new password; the old password and sessions stop working."""
+    """A fresh one-time link that sets a new password; the old password and sessions stop working.
+
+    The second factor is cleared too (the usual reason for a reset is a lost phone): a role that
+    needs one enrols again at its next login."""
     token = secrets.token_urlsafe(32)
     user.invite_hash = _invite_hash(token)
     user.invite_expires_at = now + valid
     user.password_hash = None
+    had_totp = user.totp_secret is not None
+    user.totp_secret = None
+    user.totp_last_step = None
     assert user.id is not None
     await revoke_all(session, user.id, now=now)
-    audit(session, actor=actor, action="user.password_reset", target=f"user:{user.id}")
+    audit(session, actor=actor, action="user.password_reset", target=f"user:{user.id}", totp_cleared=had_totp)
     return token
 
 

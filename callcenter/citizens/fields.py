@@ -23,14 +23,17 @@ Language = Literal["ar", "en"]
 _INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
 _HARAKAT = "".join(chr(c) for c in range(0x064B, 0x0653)) + "\u0670\u0640"  # and tatweel
 _SILENT = str.maketrans(dict.fromkeys(_INVISIBLE + _HARAKAT))
+# Hamza on its seat or alone (تاجوراء / تاجورا), ta marbuta, alif maqsura, and the Persian
+# yeh and kaf that some keyboards type for the Arabic ones.
 _FOLD = str.maketrans(
-    {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي", "_": " "}
-    | dict.fromkeys(_INVISIBLE + _HARAKAT)
+    {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ؤ": "و", "ئ": "ي", "ة": "ه", "ى": "ي"}
+    | {"ی": "ي", "ک": "ك", "_": " "}
+    | dict.fromkeys(_INVISIBLE + _HARAKAT + "ء")
 )
 
 
 def fold(text: str) -> str:
-    """A matching key: case, hamza forms, ta marbuta, harakat and spacing do not count."""
+    """A matching key: case, hamza forms, ta marbuta, harakat, tatweel and spacing do not count."""
     return " ".join(text.translate(_FOLD).casefold().split())
 
 

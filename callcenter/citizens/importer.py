@@ -38,7 +38,6 @@ from callcenter.citizens.fields import (
     Column,
     Language,
     fast_e164,
-    fold,
     header_column,
     is_arabic,
     mask_value,
@@ -47,6 +46,7 @@ from callcenter.citizens.fields import (
     valid_municipality,
 )
 from callcenter.citizens.store import CitizenRow, Store, open_store
+from callcenter.municipalities.index import Index
 from callcenter.phones import InvalidPhone, mask_phone, normalize_phone
 
 if TYPE_CHECKING:
@@ -128,8 +128,13 @@ async def import_citizens(
     progress: Progress | None = None,
     error_limit: int = 10_000,
     default_language: Language = "ar",
+    create_municipalities: bool = False,
 ) -> ImportReport:
     """Import (upsert) the register in ``source`` (bytes, UTF-8, with or without BOM).
+
+    The municipality column is matched against the register (code, names, aliases, folded);
+    a row naming an unknown municipality is rejected, unless ``create_municipalities``, which
+    adds it to the register instead (with ``slug(name)`` as its code).
 
     ``progress(rows_done, bytes_read)`` is called after each batch is committed (compare
     ``bytes_read`` with :func:`source_size`). A stream passed in is left open.
@@ -145,8 +150,10 @@ async def import_citizens(
     try:
         async with engine.connect() as conn:
             store = await open_store(conn)
-            municipalities = _Municipalities(store)
+            municipalities = _Municipalities(store, create=create_municipalities)
             await municipalities.load()
+            # The reader thread rejects unknown names itself, so each error has its line.
+            reader.known = None if create_municipalities else municipalities.index
             batch = await asyncio.to_thread(reader.next_batch)
             while batch is not None:
                 # Parse the next batch while this one is written.
@@ -201,41 +208,38 @@ async def _write(
 
 
 class _Municipalities:
-    """Register cells (a code, an Arabic or an English name) to municipality ids.
+    """Register cells (a code, an Arabic or a Latin name, an alias) to municipality ids.
 
-    Unknown names are created once, with ``slug(name)`` as the code, so a second import of
-    the same register finds them again by code."""
+    With ``create``, unknown names are added once, with ``slug(name)`` as the code, so a
+    second import of the same register finds them again by code."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, create: bool) -> None:
         self._store = store
-        self._by_code: dict[str, int] = {}
-        self._by_name: dict[str, int] = {}
+        self._create = create
+        self.index = Index()
         self._ids: dict[str | None, int | None] = {None: None}
         self.created = 0
 
     async def load(self) -> None:
         for id_, code, name_ar, name_en in await self._store.municipalities():
-            self._add(id_, code, name_ar, name_en)
-
-    def _add(self, id_: int, code: str, name_ar: str, name_en: str) -> None:
-        self._by_code.setdefault(fold(code), id_)
-        for name in (name_ar, name_en):
-            if name:
-                self._by_name.setdefault(fold(name), id_)
+            self.index.add(id_, code, name_ar, name_en)
+        for id_, alias in await self._store.municipality_aliases():
+            self.index.add_alias(id_, alias)
 
     async def resolve(self, values: set[str | None]) -> dict[str | None, int | None]:
         for value in values - self._ids.keys():
             if value is None:  # pragma: no cover - None is always known
                 continue
-            key = fold(value)
-            code = slug(value)
-            id_ = self._by_code.get(key) or self._by_name.get(key) or self._by_code.get(fold(code))
+            id_ = self.index.resolve(value)
             if id_ is None:
+                if not self._create:  # pragma: no cover - the reader rejected the row
+                    raise RuntimeError("an unknown municipality got past the reader")
+                code = slug(value)
                 # name_ar is what the Arabic UI shows: a Latin-only name goes in both.
                 name_ar, name_en = (value, "") if is_arabic(value) else (value, value)
                 id_, created = await self._store.create_municipality(code, name_ar, name_en)
                 self.created += created
-                self._add(id_, code, name_ar, name_en)
+                self.index.add(id_, code, name_ar, name_en)
             self._ids[value] = id_
         return self._ids
 
@@ -308,6 +312,8 @@ class _Reader:
         self._seen: set[int] = set()  # every phone written so far, as an int (compact)
         self._languages: dict[str, Language] = dict(LANGUAGES)
         self._municipality_errors: dict[str, str | None] = {}
+        #: the register, when unknown municipalities are errors (None: they are created)
+        self.known: Index | None = None
         self.errors: list[RowError] = []
         self.columns: list[str] = []
 
@@ -452,6 +458,11 @@ class _Reader:
             reason = "not UTF-8 text: save the file as “CSV UTF-8”"
         elif not valid_municipality(value):
             reason = "invalid municipality"
+        elif self.known is not None and self.known.resolve(value) is None:
+            reason = (
+                f"unknown municipality “{mask_value(value)}”: not in the register "
+                "(add it to the register, or import with --create-municipalities)"
+            )
         if len(self._municipality_errors) < _CACHE_LIMIT:
             self._municipality_errors[value] = reason
         return reason

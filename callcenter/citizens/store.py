@@ -25,10 +25,13 @@ from callcenter.models import utcnow
 # (E.164 phone, municipality id or None, "ar"/"en" or None when the file did not say)
 CitizenRow = tuple[str, int | None, str | None]
 MunicipalityRow = tuple[int, str, str, str]  # id, code, name_ar, name_en
+AliasRow = tuple[int, str]  # municipality id, alias
 
 
 class Store(Protocol):
     async def municipalities(self) -> list[MunicipalityRow]: ...
+
+    async def municipality_aliases(self) -> list[AliasRow]: ...
 
     async def create_municipality(self, code: str, name_ar: str, name_en: str) -> tuple[int, bool]:
         """The id of the municipality with ``code``, and whether this call created it."""
@@ -121,8 +124,12 @@ class PostgresStore:
         return store
 
     async def municipalities(self) -> list[MunicipalityRow]:
-        rows = await self._db.fetch("SELECT id, code, name_ar, name_en FROM municipality")
+        rows = await self._db.fetch("SELECT id, code, name_ar, name_en FROM municipality ORDER BY id")
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def municipality_aliases(self) -> list[AliasRow]:
+        rows = await self._db.fetch("SELECT municipality_id, alias FROM municipality_alias ORDER BY id")
+        return [(r[0], r[1]) for r in rows]
 
     async def create_municipality(self, code: str, name_ar: str, name_en: str) -> tuple[int, bool]:
         new = await self._db.fetchval(
@@ -173,9 +180,18 @@ class SqliteStore:
         self._conn = conn
 
     async def municipalities(self) -> list[MunicipalityRow]:
-        result = await self._conn.execute(text("SELECT id, code, name_ar, name_en FROM municipality"))
+        result = await self._conn.execute(
+            text("SELECT id, code, name_ar, name_en FROM municipality ORDER BY id")
+        )
         await self._conn.commit()
         return [(r[0], r[1], r[2], r[3]) for r in result.all()]
+
+    async def municipality_aliases(self) -> list[AliasRow]:
+        result = await self._conn.execute(
+            text("SELECT municipality_id, alias FROM municipality_alias ORDER BY id")
+        )
+        await self._conn.commit()
+        return [(r[0], r[1]) for r in result.all()]
 
     async def create_municipality(self, code: str, name_ar: str, name_en: str) -> tuple[int, bool]:
         async with self._conn.begin():

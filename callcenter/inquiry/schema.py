@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callcenter.inquiry.definition import (
     DefinitionError,
@@ -25,6 +25,13 @@ class TextIn(BaseModel):
 
     def text(self) -> Text:
         return Text(self.ar.strip(), self.en.strip())
+
+
+class TitleIn(TextIn):
+    """A title: the ``inquiry.title_*`` columns hold 300 characters."""
+
+    ar: str = Field(min_length=1, max_length=300)
+    en: str = Field(default="", max_length=300)
 
 
 class OptionIn(BaseModel):
@@ -70,7 +77,7 @@ class InquiryIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")
-    title: TextIn
+    title: TitleIn
     intro: TextIn | None = None
     thanks: TextIn | None = None
     questions: list[QuestionIn] = Field(min_length=1, max_length=50)
@@ -80,6 +87,14 @@ class InquiryIn(BaseModel):
     switch_to: Literal["voice", "sms"] | None = None
     #: contacts per citizen for this inquiry, SMS, calls and callbacks together
     max_contacts: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("slug")
+    @classmethod
+    def _not_all_digits(cls, slug: str) -> str:
+        """The API takes an inquiry's id or its slug in the same place: ``2025`` would be an id."""
+        if slug.isdigit():
+            raise ValueError("a slug needs at least one letter or dash (all digits reads as an id)")
+        return slug
 
     @model_validator(mode="after")
     def _switch_is_complete(self) -> InquiryIn:

@@ -25,6 +25,7 @@ from callcenter.prompts import (
 )
 from callcenter.settings import Settings
 from callcenter.telephony.agi import AgiChannel, AgiCommandFailed
+from callcenter.voice.recordings import playable_path
 
 log = logging.getLogger(__name__)
 ESCAPE = "0123456789*#"
@@ -41,17 +42,20 @@ STATUS_PROMPTS = {
 
 
 class Prompts:
-    """Prompt ids → the path list Asterisk opens (``asterisk_prompts_dir`` if set)."""
+    """Prompt ids → the path list Asterisk opens (``asterisk_prompts_dir`` if set). A studio
+    recording of a prompt (``recordings/<lang>/<id>.wav``, see voice.recordings) wins over
+    the rendered one; the check is made under the local ``prompts_dir`` at every call."""
 
     def __init__(self, settings: Settings) -> None:
         self.root: Path = settings.asterisk_prompts_dir or settings.prompts_dir
+        self.local: Path = settings.prompts_dir
 
     def __call__(self, language: Language, *ids: str) -> str:
         """``a&b&c`` for ``Playback``."""
         return "&".join(self.paths(language, *ids))
 
     def paths(self, language: Language, *ids: str) -> list[str]:
-        return [str(prompt_path(self.root, language, prompt_id)) for prompt_id in ids]
+        return [str(playable_path(self.local, language, prompt_id, root=self.root)) for prompt_id in ids]
 
 
 async def listen(call: AgiChannel, paths: Sequence[str], timeout_ms: int, max_digits: int) -> str:

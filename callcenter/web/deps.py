@@ -47,5 +47,8 @@ async def get_actor(request: Request) -> Actor:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the transaction commits when the handler returns, before the answer is sent
+# (by default FastAPI closes a yield dependency after the response, so a browser following a
+# redirect could read the old state)
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ActorDep = Annotated[Actor, Depends(get_actor)]

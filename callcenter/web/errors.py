@@ -21,8 +21,15 @@ def _wants_page(request: Request) -> bool:
     return not is_api(request) and not request.url.path.startswith(("/sms/", "/health", "/openapi"))
 
 
-def _page(request: Request, status: int, heading: str, message: str) -> Response:
-    return render(request, "errors/error.html", {"heading": heading, "message": message}, status_code=status)
+def _page(request: Request, status: int, heading: str, message: str, error_id: str = "") -> Response:
+    headers = {"X-Error-Id": error_id} if error_id else None
+    return render(
+        request,
+        "errors/error.html",
+        {"heading": heading, "message": message},
+        status_code=status,
+        headers=headers,
+    )
 
 
 def install_error_pages(app: FastAPI) -> None:
@@ -33,7 +40,9 @@ def install_error_pages(app: FastAPI) -> None:
             if isinstance(exc, StepRequired):
                 status = 401
             return JSONResponse(
-                {"error": exc.error_id, "message": exc.message, "details": exc.details}, status_code=status
+                {"error": exc.error_id, "message": exc.message, "details": exc.details},
+                status_code=status,
+                headers={"X-Error-Id": exc.error_id},
             )
         if isinstance(exc, NotAuthenticated):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -46,10 +55,15 @@ def install_error_pages(app: FastAPI) -> None:
                 403,
                 _("This form has expired"),
                 _("The form was open too long or came from elsewhere. Reload the page and try again."),
+                exc.error_id,
             )
         if isinstance(exc, Forbidden):
             return _page(
-                request, 403, _("You cannot see this page"), _("Your role does not give access to it.")
+                request,
+                403,
+                _("You cannot see this page"),
+                _("Your role does not give access to it."),
+                exc.error_id,
             )
         if exc.status_code == 404:
             return _page(request, 404, _("Page not found"), _(exc.message))

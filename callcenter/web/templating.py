@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from callcenter.accounts.principal import Principal
+from callcenter.accounts.roles import LABELS
 from callcenter.messages import N_
 from callcenter.phones import mask_phone
 from callcenter.settings import Settings
@@ -52,14 +53,14 @@ def _number(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup:
+    """A time in Tripoli, isolated left-to-right so an Arabic line keeps date before hour."""
     if value is None:
-        return "—"
+        return Markup("—")
     if value.tzinfo is None:
-        from datetime import UTC
-
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo("Africa/Tripoli")).strftime(fmt)
+    text = value.astimezone(ZoneInfo("Africa/Tripoli")).strftime(fmt)
+    return Markup('<bdi dir="ltr">{}</bdi>').format(text)
 
 
 @cache
@@ -73,6 +74,7 @@ def environment() -> jinja2.Environment:
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["static"] = static_url
+    env.globals["role_label"] = lambda role: gettext(LABELS.get(str(role), str(role)))
     env.filters["number"] = _number
     env.filters["when"] = _when
     env.filters["masked"] = mask_phone

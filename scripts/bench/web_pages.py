@@ -38,6 +38,7 @@ from callcenter.accounts.passwords import hash_password
 from callcenter.accounts.sessions import COOKIE, open_session
 from callcenter.inquiries import create_inquiry
 from callcenter.inquiry.schema import parse_inquiry_yaml
+from callcenter.testing.kannel import _pdeathsig
 
 INQUIRY = """
 slug: bench-web
@@ -185,7 +186,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "PYTHONPATH": str(_common.ROOT),
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "callcenter.cli", "serve", "--port", str(port)], env=env, cwd=_common.ROOT
+            [sys.executable, "-m", "callcenter.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=_common.ROOT,
+            preexec_fn=_pdeathsig(),  # dies with the benchmark, even when it is killed
         )
         try:
             async with aiohttp.ClientSession() as http:

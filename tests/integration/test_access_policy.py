@@ -37,6 +37,9 @@ PARAMS = {
     "prompt_id": "no-such-prompt",
 }
 QUERY = {"/live": {"topic": "campaign:987654"}}
+# Routes whose handler narrows the route's policy by what is asked for: the live stream of a
+# campaign is for those who may read campaigns.
+NARROWED = {("GET", "/live"): ("GET", "/campaigns/{campaign_id}")}
 
 
 def _routes(app: FastAPI) -> Iterator[tuple[str, str]]:
@@ -93,10 +96,10 @@ def _expected(policy: Policy, who: Role | None, *, api: bool) -> str:
 
 def _outcome(response: httpx.Response, *, api: bool) -> str:
     if response.status_code == 401 or (
-        response.status_code == 303 and response.headers["location"].startswith("/login")
+        response.status_code == 303 and response.headers["location"].startswith("/login?next=")
     ):
-        return "login"
-    if response.status_code == 403 and "csrf" not in response.text.casefold():
+        return "login"  # the guard's answer (a page's own redirect to /login, e.g. after logout, is not)
+    if response.headers.get("x-error-id") == "forbidden":
         return "forbidden"
     if response.status_code == 303 and response.headers["location"] in ("/account/totp",):
         return "step"
@@ -131,7 +134,7 @@ async def test_every_route_answers_every_role_as_the_table_says(app: FastAPI, en
     wrong: list[str] = []
     async with httpx.AsyncClient(transport=transport, base_url="https://1415.test") as client:
         for method, path in sorted(_routes(app)):
-            policy = POLICIES[(method, path)]
+            policy = POLICIES[NARROWED.get((method, path), (method, path))]
             api = path.startswith("/api/")
             for who in [None, *Role]:
                 headers: dict[str, str] = {}
@@ -160,7 +163,7 @@ async def test_every_route_answers_every_role_as_the_table_says(app: FastAPI, en
                     wrong.append(
                         f"{method} {path} as {who}: {got}, table says {want} ({response.status_code})"
                     )
-    assert wrong == []
+    assert wrong == [], "\n".join(wrong)
 
 
 async def test_tokens_need_the_route_scope(app: FastAPI, engine: AsyncEngine) -> None:

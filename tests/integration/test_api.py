@@ -100,7 +100,9 @@ async def test_citizen_upload_reports_bad_rows_and_keeps_good_ones(
         "0919999999912345,x,ar\r\n٠٩٢٣٤٥٦٧٨٩,بنغازي,en\r\n"
     )
     response = await client.post(
-        "/api/citizens/import", files={"file": ("register.csv", data.encode(), "text/csv")}
+        "/api/citizens/import",
+        files={"file": ("register.csv", data.encode(), "text/csv")},
+        data={"create_municipalities": "true"},  # the register is empty in this test
     )
     assert response.status_code == 200, response.text
     report = response.json()
@@ -123,7 +125,11 @@ async def test_a_campaign_pushed_over_http_is_answered_and_exported(
         "/api/inquiries", content=THREE_QUESTIONS.encode(), headers={"Content-Type": "application/yaml"}
     )
     register = "phone,municipality,language\n" + "".join(f"09100000{i:02d},tripoli,ar\n" for i in range(20))
-    await client.post("/api/citizens/import", files={"file": ("r.csv", register.encode(), "text/csv")})
+    await client.post(
+        "/api/citizens/import",
+        files={"file": ("r.csv", register.encode(), "text/csv")},
+        data={"create_municipalities": "true"},
+    )
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop=stop))
     try:
@@ -216,3 +222,10 @@ async def test_mode_switch_settings_and_voice_campaigns_over_http(
     )
     fax = await client.post("/api/campaigns", json={"inquiry": "return-of-life-roads", "channel": "fax"})
     assert fax.status_code == 422
+
+
+async def test_a_quiet_hour_that_is_no_time_of_day_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/campaigns", json={"inquiry": "x", "quiet_start": "25:00", "quiet_end": "08:00"}
+    )
+    assert response.status_code == 422 and "25:00" in response.text

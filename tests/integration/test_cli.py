@@ -74,6 +74,8 @@ def test_a_newcomer_loads_imports_pushes_and_reads_results(data_dir: Path) -> No
         "\ufeffالهاتف,البلدية,اللغة\r\n0912345678,طرابلس,عربي\r\n٠٩٢٣٤٥٦٧٨٩,بنغازي,en\r\nabc,سبها,ar\r\n",
         encoding="utf-8",
     )
+    starter = Path(__file__).parents[2] / "callcenter" / "samples" / "municipalities.csv"
+    assert cli(data_dir, "municipalities", "load", str(starter)).returncode == 0
     errors = data_dir / "errors.csv"
     imported = cli(data_dir, "import-citizens", str(register), "--errors", str(errors))
     assert imported.returncode == 0, imported.stderr

@@ -17,6 +17,7 @@ from callcenter.citizens.fields import fast_e164, slug
 from callcenter.citizens.importer import BadHeader, ImportReport, import_citizens, source_size
 from callcenter.db import transaction
 from callcenter.models import Citizen, Municipality, utcnow
+from callcenter.municipalities import load_register
 from callcenter.phones import InvalidPhone, normalize_phone
 
 HEADER = "phone,municipality,language\n"
@@ -140,7 +141,7 @@ async def test_arabic_indic_digits(engine: AsyncEngine, tmp_path: Path) -> None:
 )
 async def test_header_spellings(engine: AsyncEngine, tmp_path: Path, header: str) -> None:
     path = register(tmp_path, f"\ufeff{header}\r\n0912345678,طرابلس,en\r\n")
-    report = await import_citizens(engine, path)
+    report = await import_citizens(engine, path, create_municipalities=True)
     assert (report.imported, report.municipalities_created) == (1, 1)
     assert await citizens(engine) == {"+218912345678": ("طرابلس", "en")}
 
@@ -194,7 +195,7 @@ async def test_language_spellings(engine: AsyncEngine, tmp_path: Path, value: st
     assert await citizens(engine) == {"+218912345678": (None, language)}
 
 
-async def test_municipality_by_code_or_name_and_unknown_created_once(
+async def test_municipality_by_code_or_name_and_unknown_created_once_when_asked(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     async with transaction(sessions) as session:
@@ -212,7 +213,7 @@ async def test_municipality_by_code_or_name_and_unknown_created_once(
         "0911000008,Souq Al Juma,\n"
         "0911000009,,\n",
     )
-    report = await import_citizens(engine, path)
+    report = await import_citizens(engine, path, create_municipalities=True)
     assert (report.imported, report.rejected, report.municipalities_created) == (9, 0, 2)
     assert await municipality_rows(engine) == [
         ("misrata", "مصراتة", "Misrata"),
@@ -228,7 +229,7 @@ async def test_municipality_by_code_or_name_and_unknown_created_once(
 
     # A second import finds the created municipalities again: by name and by code.
     again = register(tmp_path, HEADER + "0922000001,سوق الجمعة,\n0922000002,souq-al-juma,\n")
-    report = await import_citizens(engine, again)
+    report = await import_citizens(engine, again)  # without the flag: they are known now
     assert (report.imported, report.municipalities_created) == (2, 0)
     assert len(await municipality_rows(engine)) == 4
 
@@ -239,6 +240,74 @@ def test_slug_keeps_arabic_and_bounds_length() -> None:
     long_a, long_b = "ب" * 150 + "أ", "ب" * 150 + "ت"
     assert len(slug(long_a)) == 64
     assert slug(long_a) != slug(long_b)
+
+
+REGISTER = (
+    "code,name_ar,name_en,district_code,district_ar,district_en,aliases\n"
+    "tripoli-centre,طرابلس المركز,Tripoli Centre,tripoli,طرابلس,Tripoli,Tripoli|Trablus|طرابلس\n"
+    "abu-salim,أبوسليم,Abu Salim,tripoli,طرابلس,Tripoli,Abu Sleem|أبو سليم\n"
+    "misrata,مصراتة,Misrata,misrata,مصراتة,Misrata,Misurata\n"
+)
+
+
+async def load_test_register(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with transaction(sessions) as session:
+        report = await load_register(session, REGISTER, actor="test")
+    assert report.errors == []
+
+
+async def test_municipality_found_by_alias_in_arabic_and_latin(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await load_test_register(sessions)
+    cells = [
+        "Tripoli", "طرابلس", "طرابلس ", "TRABLUS", "tripoli-centre", "طرابلس المركز",  # one
+        "ابو سليم", "أبوسليم", "abu sleem", "Abu-Salim",  # two
+        "مصراته", "misurata",  # three
+    ]  # fmt: skip
+    path = register(tmp_path, HEADER + "".join(f"09110000{i:02d},{cell},\n" for i, cell in enumerate(cells)))
+    report = await import_citizens(engine, path)
+    assert (report.imported, report.rejected, report.municipalities_created) == (12, 0, 0)
+    found = await citizens(engine)
+    assert [found[f"+2189110000{i:02d}"][0] for i in range(12)] == (
+        ["tripoli-centre"] * 6 + ["abu-salim"] * 4 + ["misrata"] * 2
+    )
+    assert len(await municipality_rows(engine)) == 3
+
+
+async def test_unknown_municipality_is_reported_on_its_row_and_not_created(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await load_test_register(sessions)
+    path = register(
+        tmp_path,
+        HEADER + "0911000001,Tripoli,\n"
+        "0911000002,أطلانتس,\n"  # line 3: unknown
+        "0911000003,Atlantis,en\n"  # line 4: unknown
+        "0911000004,0921234567,\n"  # line 5: a phone number typed in the wrong column
+        "0911000005,أطلانتس,\n",  # line 6: the same unknown name again
+        name="unknown.csv",
+    )
+    report = await import_citizens(engine, path, batch_size=2)
+    assert (report.rows, report.imported, report.rejected, report.municipalities_created) == (5, 1, 4, 0)
+    assert_adds_up(report)
+    assert [e.line for e in report.errors] == [3, 4, 5, 6]
+    assert "أطلانتس" in report.errors[0].reason and "unknown municipality" in report.errors[0].reason
+    assert "Atlantis" in report.errors[1].reason and "--create-municipalities" in report.errors[1].reason
+    assert "921234567" not in report.errors[2].reason + report.errors[2].value_masked
+    assert set(await citizens(engine)) == {"+218911000001"}
+    assert len(await municipality_rows(engine)) == 3
+
+
+async def test_unknown_municipality_is_created_when_asked(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await load_test_register(sessions)
+    path = register(tmp_path, HEADER + "0911000001,Trablus,\n0911000002,Atlantis,\n0911000003,atlantis ,\n")
+    report = await import_citizens(engine, path, create_municipalities=True)
+    assert (report.imported, report.rejected, report.municipalities_created) == (3, 0, 1)
+    found = await citizens(engine)
+    assert [found[f"+21891100000{i}"][0] for i in (1, 2, 3)] == ["tripoli-centre", "atlantis", "atlantis"]
 
 
 # --- duplicates and re-imports ----------------------------------------------------------
@@ -252,7 +321,7 @@ async def test_duplicates_in_the_file_are_merged_last_wins(engine: AsyncEngine, 
         "0921234567,طرابلس,en\n"
         "٠٩٢١٢٣٤٥٦٧,,\n",  # empty cells keep the earlier row's values
     )
-    report = await import_citizens(engine, path)
+    report = await import_citizens(engine, path, create_municipalities=True)
     assert (report.rows, report.imported, report.duplicates, report.updated) == (4, 2, 2, 0)
     assert_adds_up(report)
     assert await citizens(engine) == {
@@ -274,7 +343,7 @@ async def test_reimport_updates_existing_citizens_and_keeps_opt_outs(
         "0921234567,,\n"  # unchanged: empty cells erase nothing
         "0941112233,,en\n",  # new
     )
-    report = await import_citizens(engine, path)
+    report = await import_citizens(engine, path, create_municipalities=True)
     assert (report.imported, report.updated, report.duplicates) == (1, 2, 0)
     assert await citizens(engine) == {
         "+218912345678": ("طرابلس", "en"),
@@ -337,7 +406,7 @@ async def test_bad_rows_are_reported_and_good_rows_kept(engine: AsyncEngine, tmp
         ",,\n"  # 11: an empty Excel row: skipped, not a row
         "0961234567,,en\n",  # 12: good
     )
-    report = await import_citizens(engine, path)
+    report = await import_citizens(engine, path, create_municipalities=True)
     assert (report.rows, report.imported, report.rejected) == (10, 3, 7)
     assert_adds_up(report)
     assert [(e.line, e.reason, e.value_masked) for e in report.errors] == [
@@ -436,7 +505,7 @@ async def test_no_phone_number_in_the_logs(
         tmp_path,
         HEADER + "0912345678,طرابلس,ar\n0921234567,,zz\n0931234,,\n0941234567,,ar,x\n",
     )
-    report = await import_citizens(engine, path, batch_size=2)
+    report = await import_citizens(engine, path, batch_size=2, create_municipalities=True)
     assert report.rejected == 3
     with pytest.raises(BadHeader):
         await import_citizens(engine, register(tmp_path, "0951234567,,\n", name="x.csv"))

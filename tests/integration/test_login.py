@@ -236,7 +236,7 @@ async def test_admins_must_enrol_totp_then_give_a_code_at_each_login(
 async def test_api_tokens_are_shown_once_stored_hashed_scoped_and_revocable(
     web: FastAPI, engine: AsyncEngine
 ) -> None:
-    client, user = await logged_in(web, engine, Role.operator)
+    client, _ = await logged_in(web, engine, Role.operator)
     await client.get("/account")
     made = await client.post(
         "/account/tokens", {"name": "reports", "scopes": ["inquiries:read"], "days": "30"}

@@ -174,3 +174,16 @@ def test_a_sentence_starting_with_stop_answers_a_free_text_question() -> None:
     answer = advance(inq, start(inq).state, "توقف الكهرباء يوميا")
     assert answer.event is Event.COMPLETED and answer.answer is not None
     assert advance(inq, start(inq).state, "توقف").event is Event.OPTED_OUT
+
+
+def test_an_inquiry_title_longer_than_its_column_or_an_all_digit_slug_is_refused() -> None:
+    import pydantic
+    import pytest
+
+    from callcenter.inquiry.schema import parse_inquiry_yaml
+
+    good = "slug: ok-1\ntitle: {ar: عنوان}\nquestions:\n  - {key: q1, kind: yes_no, text: {ar: سؤال}}\n"
+    assert parse_inquiry_yaml(good).slug == "ok-1"
+    for bad in (good.replace("ok-1", "2025"), good.replace("عنوان", "ع" * 301)):
+        with pytest.raises((pydantic.ValidationError, ValueError)):
+            parse_inquiry_yaml(bad)

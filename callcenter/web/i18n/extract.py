@@ -21,7 +21,7 @@ METHODS = [
     ("**.py", "python"),
 ]
 #: Values shown through ``_(value)`` at run time rather than as literals in the code.
-DYNAMIC: tuple[str, ...] = ("admin", "operator", "supervisor", "agent", "analyst", "officer")
+DYNAMIC: tuple[str, ...] = ()
 
 
 def message_ids() -> Iterator[tuple[str, str, int]]:

@@ -44,11 +44,8 @@ async def _context(session: AsyncSession, user: Principal) -> dict[str, Any]:
     ids = await scope_of(session, user.user_id)
     names: list[str] = []
     if ids:
-        rows = await session.execute(
-            select(models.Municipality.name_ar, models.Municipality.name_en).where(
-                models.Municipality.id.in_(ids)  # type: ignore[union-attr]
-            )
-        )
+        table = models.table(models.Municipality)
+        rows = await session.execute(select(table.c.name_ar, table.c.name_en).where(table.c.id.in_(ids)))
         names = [(en if user.language == "en" and en else ar) for ar, en in rows]
     return {
         "tokens": tokens,
