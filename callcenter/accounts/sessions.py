@@ -11,9 +11,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Select, Text, and_, bindparam, cast, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter import models
 from callcenter.accounts.principal import Principal
@@ -67,53 +69,59 @@ async def open_session(
     return opened
 
 
-async def user_municipalities(conn: AsyncConnection | AsyncSession, user_id: int) -> frozenset[int]:
+async def user_municipalities(conn: AsyncSession, user_id: int) -> frozenset[int]:
     rows = await conn.execute(
         select(USER_MUNICIPALITY.c.municipality_id).where(USER_MUNICIPALITY.c.user_id == user_id)
     )
     return frozenset(int(r[0]) for r in rows)
 
 
-async def load(conn: AsyncConnection, token: str, *, idle: timedelta, now: datetime) -> Principal | None:
-    """The principal of a live session, or None (unknown, expired, idle, revoked, user disabled)."""
-    sid = token_id(token)
+@cache
+def _lookup(dialect: str) -> Select[Any]:
+    """The session lookup, built once per dialect (building a statement costs more than
+    running it): one row of session, user and the user's municipalities."""
     agg = (
         func.string_agg(cast(USER_MUNICIPALITY.c.municipality_id, Text), ",")
-        if conn.dialect.name == "postgresql"
+        if dialect == "postgresql"
         else func.group_concat(USER_MUNICIPALITY.c.municipality_id)
     )
     scope = select(agg).where(USER_MUNICIPALITY.c.user_id == USER.c.id).scalar_subquery()
-    row = (
-        await conn.execute(
-            select(
-                SESSION.c.stage,
-                SESSION.c.csrf_token,
-                SESSION.c.last_seen_at,
-                USER.c.id,
-                USER.c.email,
-                USER.c.name,
-                USER.c.role,
-                USER.c.language,
-                USER.c.totp_secret,
-                scope.label("municipalities"),
-            )
-            .join(USER, USER.c.id == SESSION.c.user_id)
-            .where(
-                and_(
-                    SESSION.c.id == sid,
-                    SESSION.c.revoked_at.is_(None),
-                    SESSION.c.expires_at > now,
-                    SESSION.c.last_seen_at > now - idle,
-                    USER.c.disabled_at.is_(None),
-                )
+    return (
+        select(
+            SESSION.c.stage,
+            SESSION.c.csrf_token,
+            SESSION.c.last_seen_at,
+            USER.c.id,
+            USER.c.email,
+            USER.c.name,
+            USER.c.role,
+            USER.c.language,
+            USER.c.totp_secret,
+            scope.label("municipalities"),
+        )
+        .join(USER, USER.c.id == SESSION.c.user_id)
+        .where(
+            and_(
+                SESSION.c.id == bindparam("sid"),
+                SESSION.c.revoked_at.is_(None),
+                SESSION.c.expires_at > bindparam("now"),
+                SESSION.c.last_seen_at > bindparam("idle_since"),
+                USER.c.disabled_at.is_(None),
             )
         )
-    ).first()
+    )
+
+
+async def load(conn: AsyncSession, token: str, *, idle: timedelta, now: datetime) -> Principal | None:
+    """The principal of a live session, or None (unknown, expired, idle, revoked, user disabled)."""
+    sid = token_id(token)
+    statement = _lookup(conn.get_bind().dialect.name)
+    row = (await conn.execute(statement, {"sid": sid, "now": now, "idle_since": now - idle})).first()
     if row is None:
         return None
     if _aware(row.last_seen_at) < now - TOUCH_EVERY:
+        # committed with the request's transaction (a failed request does not count as activity)
         await conn.execute(SESSION.update().where(SESSION.c.id == sid).values(last_seen_at=now))
-        await conn.commit()
     ids = frozenset(int(x) for x in str(row.municipalities or "").split(",") if x)
     return Principal(
         user_id=row.id,

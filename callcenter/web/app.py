@@ -22,6 +22,7 @@ from callcenter.sms import kannel_webhooks, webhooks
 from callcenter.sms.inbox import Inbox
 from callcenter.web import pages
 from callcenter.web.api import campaigns, citizens, inquiries
+from callcenter.web.deps import database_scope
 from callcenter.web.errors import install_error_pages
 from callcenter.web.guard import authorize
 from callcenter.web.hotpath import hot
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="1415 call centre",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],  # every route: its entry in web/policy.py
+        # every route: one database session per request, then its entry in web/policy.py
+        dependencies=[Depends(database_scope, scope="function"), Depends(authorize)],
         docs_url=None,  # served below from the vendored Swagger UI (no CDN, under the CSP)
         redoc_url=None,
     )

@@ -13,25 +13,58 @@ from callcenter.audit import Actor
 from callcenter.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# async, all of them: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop
+# per dependency per request
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_redis(request: Request) -> ArqRedis:
+async def get_redis(request: Request) -> ArqRedis:
     redis: ArqRedis = request.app.state.redis
     return redis
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session whose transaction commits when the route returns without error."""
-    async with AsyncSession(request.app.state.engine, expire_on_commit=False) as session, session.begin():
-        yield session
+async def request_db(request: Request) -> AsyncSession:
+    """The request's one database session (opened on first use, in a transaction): the guard
+    reads the login session with it and the page works in it, so a page costs one connection
+    checkout and one transaction. ``database_scope`` commits or rolls it back."""
+    session: AsyncSession | None = getattr(request.state, "db", None)
+    if session is None:
+        session = AsyncSession(request.app.state.engine, expire_on_commit=False)
+        await session.begin()
+        request.state.db = session
+    return session
+
+
+async def database_scope(request: Request) -> AsyncIterator[None]:
+    """Around every route: the request's session, if one was opened, commits when the handler
+    returns and rolls back when it raises — before the answer is sent (scope="function"), so a
+    browser following a redirect reads what the form wrote."""
+    done = False
+    try:
+        yield
+        done = True
+    finally:
+        session: AsyncSession | None = getattr(request.state, "db", None)
+        if session is not None:
+            request.state.db = None
+            try:
+                await (session.commit() if done else session.rollback())
+            finally:
+                await session.close()
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session (see ``request_db``); it commits when the route returns without error."""
+    return await request_db(request)
 
 
 async def get_actor(request: Request) -> Actor:
@@ -47,8 +80,5 @@ async def get_actor(request: Request) -> Actor:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
-# scope="function": the transaction commits when the handler returns, before the answer is sent
-# (by default FastAPI closes a yield dependency after the response, so a browser following a
-# redirect could read the old state)
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -25,6 +25,7 @@ from callcenter.accounts.sessions import load as load_session
 from callcenter.accounts.tokens import load_token
 from callcenter.errors import CallCenterError
 from callcenter.settings import Settings
+from callcenter.web.deps import request_db
 from callcenter.web.i18n import current_language
 from callcenter.web.policy import POLICIES, Policy
 
@@ -81,17 +82,20 @@ async def authenticate(request: Request) -> Principal | None:
         if machine is not None and hmac.compare_digest(given.encode(), machine.encode()):
             principal = _machine("api")
         elif given:
-            async with request.app.state.engine.connect() as conn:
-                principal = await load_token(conn, given, now=now)
+            principal = await load_token(await request_db(request), given, now=now)
     elif token := request.cookies.get(COOKIE):
-        async with request.app.state.engine.connect() as conn:
-            principal = await load_session(
-                conn, token, idle=timedelta(minutes=settings.session_idle_minutes), now=now
-            )
+        principal = await load_session(
+            await request_db(request), token, idle=timedelta(minutes=settings.session_idle_minutes), now=now
+        )
     elif is_api(request) and settings.api_token is None and settings.env != "production":
         # development and tests without a machine token: the API is open, as before accounts
         principal = _machine("dev")
     request.state.principal = principal
+    db = getattr(request.state, "db", None)
+    if db is not None:
+        # give the connection back before the page runs: a page that opens connections of
+        # its own must never wait for a second one while holding this one (pool deadlock)
+        await db.commit()
     if principal is not None and principal.via == "session":
         current_language.set("en" if principal.language == "en" else "ar")
     return principal
