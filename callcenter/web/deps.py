@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from callcenter.audit import Actor
 from callcenter.settings import Settings
 
-
 # async, all of them: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop
 # per dependency per request
 
