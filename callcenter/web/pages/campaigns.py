@@ -31,7 +31,6 @@ from callcenter.campaigns.progress import (
     publish_progress,
     quiet_hours,
     rate_of,
-    read_progress,
     visible_campaign,
 )
 from callcenter.campaigns.service import Audience, create_campaign, get_campaign
@@ -345,7 +344,8 @@ async def _detail_context(
     campaign_id: str,
 ) -> dict[str, Any]:
     row = await _visible(engine, user, campaign_id)
-    progress = await read_progress(engine, redis, settings, row.id, now=now())
+    # shared with the live fragment: a change of status publishes an event, which ends the reuse
+    progress = await RECENT.get(engine, redis, settings, row)
     if progress is None:
         raise NotFound(N_("There is no such campaign."))
     return _context_of(row, progress, user)
