@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from callcenter.accounts.roles import Role
+from callcenter.cli_common import console, domain, err, run, setup_logging, with_engine
+from callcenter.cli_users import user_app
 from callcenter.db import make_engine
-from callcenter.phones import MaskPhonesFilter
 from callcenter.settings import Settings, get_settings
 
 app = typer.Typer(help="1415: IVR and SMS call-centre engine.", no_args_is_help=True)
@@ -28,62 +24,11 @@ inquiry_app = typer.Typer(
 campaign_app = typer.Typer(help="Push an inquiry to citizens by SMS.", no_args_is_help=True)
 app.add_typer(inquiry_app, name="inquiry")
 app.add_typer(campaign_app, name="campaign")
-user_app = typer.Typer(
-    help="Staff accounts: the first admin, listing, disabling, new links.", no_args_is_help=True
-)
 app.add_typer(user_app, name="user")
 municipalities_app = typer.Typer(
     help="The municipalities register (districts, names, aliases) from CSV.", no_args_is_help=True
 )
 app.add_typer(municipalities_app, name="municipalities")
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-
-def setup_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(MaskPhonesFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
-    settings = get_settings()
-    setup_logging(settings)
-    return run_async(main(settings))
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(coro)
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where installed (it comes with uvicorn[standard]): the engine's processes are
-    network-bound, and uvloop's transports cost a fraction of the CPU of asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-async def _with_engine(settings: Settings, body: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    engine = make_engine(settings)
-    if settings.database_url is None:
-        # the embedded default migrates itself: a newcomer never meets a missing table
-        from callcenter.migrate import upgrade
-
-        await upgrade(engine)
-    try:
-        return await body(engine)
-    finally:
-        await engine.dispose()
-
-
 # -- running the engine -------------------------------------------------------------------
 
 
@@ -92,7 +37,7 @@ def migrate() -> None:
     """Create or upgrade the database schema."""
     from callcenter.migrate import upgrade
 
-    run(lambda s: _with_engine(s, upgrade))
+    run(lambda s: with_engine(s, upgrade))
     console.print("database is up to date")
 
 
@@ -183,7 +128,7 @@ def up() -> None:
             console.print(f"starter municipalities register loaded ({created} municipalities)")
 
     async def main(settings: Settings) -> None:
-        await _with_engine(settings, set_up)
+        await with_engine(settings, set_up)
         redis_url(settings)  # starts the embedded Redis when none is configured
         server = uvicorn.Server(
             uvicorn.Config(
@@ -242,7 +187,7 @@ def inquiry_load(
             row = await create_inquiry(session, data, actor="cli", replace_draft=replace)
             return int(row.id or 0)
 
-    inquiry_id = _domain(lambda: run(lambda s: _with_engine(s, body)))
+    inquiry_id = domain(lambda: run(lambda s: with_engine(s, body)))
     console.print(f"inquiry {data.slug} loaded (id {inquiry_id}, draft)")
 
 
@@ -258,7 +203,7 @@ def inquiry_list() -> None:
             return list((await session.execute(select(models.Inquiry))).scalars())
 
     table = Table("id", "slug", "status", "title")
-    for row in run(lambda s: _with_engine(s, body)):
+    for row in run(lambda s: with_engine(s, body)):
         table.add_row(str(row.id), row.slug, row.status, row.title_ar)
     console.print(table)
 
@@ -289,18 +234,7 @@ def inquiry_status(
             row = await set_status(session, inquiry, InquiryStatus(status), actor="cli", at=when)
             return row.status
 
-    console.print(f"{inquiry}: {_domain(lambda: run(lambda s: _with_engine(s, body)))}")
-
-
-def _domain(call: Callable[[], T]) -> T:
-    """Domain errors become a clear message and exit code 2, not a traceback."""
-    from callcenter.errors import CallCenterError
-
-    try:
-        return call()
-    except (CallCenterError, ValueError) as exc:
-        err.print(f"[red]{getattr(exc, 'message', exc)}[/red]")
-        raise typer.Exit(2) from exc
+    console.print(f"{inquiry}: {domain(lambda: run(lambda s: with_engine(s, body)))}")
 
 
 @app.command("prompts")
@@ -319,9 +253,9 @@ def prompts_cmd() -> None:
                 slugs = (await session.execute(select(models.table(models.Inquiry).c.slug))).scalars().all()
                 return [await load_definition(session, slug) for slug in slugs]
 
-        return await render_all(settings, await _with_engine(settings, inquiries))
+        return await render_all(settings, await with_engine(settings, inquiries))
 
-    report = _domain(lambda: run(main))
+    report = domain(lambda: run(main))
     console.print(str(report))
     if not report.ok:
         raise typer.Exit(1)
@@ -370,7 +304,7 @@ def import_citizens_cmd(
             )
 
     try:
-        report = run(lambda s: _with_engine(s, body))
+        report = run(lambda s: with_engine(s, body))
     except BadHeader as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -426,7 +360,7 @@ def municipalities_load(
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
             return await load_register(session, text, actor="cli", mode="replace" if replace else "merge")
 
-    report = run(lambda s: _with_engine(s, body))
+    report = run(lambda s: with_engine(s, body))
     if report.errors:
         for problem in report.errors:
             err.print(escape(f"line {problem.line}: {problem.text()}" if problem.line else problem.text()))
@@ -478,7 +412,7 @@ def campaign_start(
         finally:
             await rt.close()
 
-    campaign_id, planned = _domain(lambda: run(main))
+    campaign_id, planned = domain(lambda: run(main))
     console.print(f"campaign {campaign_id} running: {planned} citizens planned")
 
 
@@ -496,7 +430,7 @@ def _campaign_move(campaign_id: int, status: str) -> None:
         finally:
             await rt.close()
 
-    console.print(f"campaign {campaign_id}: {_domain(lambda: run(main))}")
+    console.print(f"campaign {campaign_id}: {domain(lambda: run(main))}")
 
 
 @campaign_app.command("pause")
@@ -536,7 +470,7 @@ def campaign_show(campaign_id: int) -> None:
             finally:
                 await redis.aclose()
 
-        return await _with_engine(settings, body)
+        return await with_engine(settings, body)
 
     progress, shown = run(main)
     console.print(json.dumps(progress))
@@ -558,8 +492,8 @@ def results(
     """Results of an inquiry: counts, shares with 95 % Wilson intervals, and the funnel."""
     from callcenter.results import inquiry_results
 
-    res = _domain(
-        lambda: run(lambda s: _with_engine(s, lambda e: inquiry_results(e, inquiry, language=language)))
+    res = domain(
+        lambda: run(lambda s: with_engine(s, lambda e: inquiry_results(e, inquiry, language=language)))
     )
     if as_json:
         console.print_json(json.dumps(res.to_json(), ensure_ascii=False))
@@ -624,172 +558,7 @@ def export(
             await engine.dispose()
         return n
 
-    console.print(f"{_domain(lambda: run(main))} answers written to {output}")
-
-
-# -- staff accounts -----------------------------------------------------------------------
-
-
-def _stdin_is_tty() -> bool:
-    return sys.stdin.isatty()
-
-
-def _read_password(from_stdin: bool) -> str:
-    """From a hidden prompt with confirmation, or one line of stdin: never from an argument
-    (it would stay in the shell history and the process list)."""
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    if not _stdin_is_tty():
-        err.print("[red]stdin is not a terminal: pipe the password in with --password-stdin[/red]")
-        raise typer.Exit(2)
-    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return password
-
-
-@user_app.command("add")
-def user_add(
-    email: str,
-    role: Annotated[Role, typer.Option(help="the user's role")],
-    name: Annotated[str, typer.Option(help="the name shown on the pages")] = "",
-    municipality: Annotated[
-        list[str] | None, typer.Option(help="municipality code the user is limited to (repeatable)")
-    ] = None,
-    language: Annotated[str, typer.Option(help="ar | en")] = "ar",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="read the password from stdin")
-    ] = False,
-) -> None:
-    """Create a user with a password (the first admin): asked twice, hidden, or read from stdin."""
-    from callcenter.accounts import passwords
-    from callcenter.accounts.admin import municipality_ids_for_codes
-    from callcenter.accounts.service import create_user
-    from callcenter.errors import CallCenterError
-    from callcenter.models import utcnow
-
-    if language not in ("ar", "en"):
-        err.print("[red]--language is ar or en[/red]")
-        raise typer.Exit(2)
-    password = _read_password(password_stdin)
-    try:
-        passwords.check_policy(password, email=email.strip().casefold(), name=name)
-    except passwords.WeakPassword as exc:
-        err.print(f"[red]{exc.reason}[/red]")
-        raise typer.Exit(2) from exc
-
-    async def body(engine: AsyncEngine) -> str:
-        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-            ids, unknown = await municipality_ids_for_codes(session, municipality or [])
-            if unknown:
-                raise CallCenterError(f"no municipality with the code {', '.join(unknown)}")
-            invitation = await create_user(
-                session,
-                email=email,
-                role=role,
-                name=name,
-                password=password,
-                municipalities=ids,
-                language=language,
-                actor="cli",
-                now=utcnow(),
-            )
-            return invitation.user.email
-
-    created = _domain(lambda: run(lambda s: _with_engine(s, body)))
-    console.print(f"user {created} created ({role.value})")
-
-
-@user_app.command("list")
-def user_list() -> None:
-    """List the staff accounts, 50 at a time from the database."""
-    from callcenter.accounts.admin import UserFilter, UserRow, list_users
-
-    async def body(engine: AsyncEngine) -> list[UserRow]:
-        rows: list[UserRow] = []
-        async with AsyncSession(engine, expire_on_commit=False) as session:
-            page = 1
-            while True:
-                listing = await list_users(session, UserFilter(page=page))
-                rows += listing.rows
-                if not listing.has_next:
-                    return rows
-                page += 1
-
-    table = Table("id", "e-mail", "name", "role", "state", "two-step", "municipalities", "last login")
-    for row in run(lambda s: _with_engine(s, body)):
-        u = row.user
-        table.add_row(
-            str(u.id),
-            u.email,
-            u.name,
-            u.role,
-            row.state.value,
-            "on" if u.totp_secret else "off",
-            ", ".join(m.code for m in row.municipalities) or "all",
-            u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-",
-        )
-    console.print(table)
-
-
-def _user_action(email: str, action: Callable[[AsyncSession, Any, Settings], Awaitable[T]]) -> T:
-    from callcenter.accounts.service import find_user
-    from callcenter.errors import NotFound
-
-    async def main(settings: Settings) -> T:
-        async def body(engine: AsyncEngine) -> T:
-            async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
-                user = await find_user(session, email)
-                if user is None:
-                    raise NotFound(f"no user with the e-mail address {email.strip()}")
-                return await action(session, user, settings)
-
-        return await _with_engine(settings, body)
-
-    return _domain(lambda: run(main))
-
-
-@user_app.command("disable")
-def user_disable(email: str) -> None:
-    """Disable a user: their sessions end at once and they can no longer log in."""
-    from callcenter.accounts.service import set_disabled
-    from callcenter.models import utcnow
-
-    async def action(session: AsyncSession, user: Any, _: Settings) -> None:
-        await set_disabled(session, user, True, actor="cli", now=utcnow())
-
-    _user_action(email, action)
-    console.print(f"user {email.strip().casefold()} disabled")
-
-
-@user_app.command("enable")
-def user_enable(email: str) -> None:
-    """Enable a disabled user again."""
-    from callcenter.accounts.service import set_disabled
-    from callcenter.models import utcnow
-
-    async def action(session: AsyncSession, user: Any, _: Settings) -> None:
-        await set_disabled(session, user, False, actor="cli", now=utcnow())
-
-    _user_action(email, action)
-    console.print(f"user {email.strip().casefold()} enabled")
-
-
-@user_app.command("reset")
-def user_reset(email: str) -> None:
-    """Print a one-time link that sets a new password; the old password and sessions stop working."""
-    from datetime import timedelta
-
-    from callcenter.accounts.service import reset_invitation
-    from callcenter.models import utcnow
-
-    async def action(session: AsyncSession, user: Any, settings: Settings) -> tuple[str, str]:
-        token = await reset_invitation(
-            session, user, actor="cli", valid=timedelta(hours=settings.invite_valid_hours), now=utcnow()
-        )
-        return f"{settings.public_base_url.rstrip('/')}/invite/{token}", str(user.invite_expires_at)
-
-    link, until = _user_action(email, action)
-    console.print(f"one-time link (valid until {until}, shown once):")
-    print(link)
+    console.print(f"{domain(lambda: run(main))} answers written to {output}")
 
 
 # -- demo ---------------------------------------------------------------------------------
@@ -810,7 +579,7 @@ def demo(
 
     settings = get_settings()
     setup_logging(settings.model_copy(update={"log_level": "WARNING"}))
-    summary, res = _domain(
+    summary, res = domain(
         lambda: asyncio.run(
             run_demo(settings, citizens=citizens, seed=seed, progress=not as_json, scratch=scratch)
         )

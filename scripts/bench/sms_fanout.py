@@ -139,6 +139,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     arguments = _common.parse_args(__doc__ or "", options)
-    from callcenter.cli import run_async  # the same event loop as the worker's
+    from callcenter.cli_common import run_async  # the same event loop as the worker's
 
     _common.emit(run_async(main(arguments)))

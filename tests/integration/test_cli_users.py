@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
 from callcenter import cli as cli_module
+from callcenter import cli_users
 from callcenter.settings import get_settings
 from tests.conftest import make_settings
 from tests.webapp import running_app, staff_client
@@ -203,7 +204,7 @@ def in_process(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliR
 def test_on_a_terminal_the_password_is_asked_twice_hidden(
     in_process: CliRunner, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_module, "_stdin_is_tty", lambda: True)
+    monkeypatch.setattr(cli_users, "_stdin_is_tty", lambda: True)
     args = ["user", "add", "e@ministry.gov.ly", "--role", "admin"]
     result = in_process.invoke(cli_module.app, args, input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
