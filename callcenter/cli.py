@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from callcenter.cli_acd import acd_app
 from callcenter.cli_common import console, domain, err, run, setup_logging, with_engine
 from callcenter.cli_users import user_app
 from callcenter.db import make_engine
@@ -29,6 +30,7 @@ municipalities_app = typer.Typer(
     help="The municipalities register (districts, names, aliases) from CSV.", no_args_is_help=True
 )
 app.add_typer(municipalities_app, name="municipalities")
+app.add_typer(acd_app, name="acd")
 # -- running the engine -------------------------------------------------------------------
 
 

@@ -361,6 +361,84 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class ServiceQueue(SQLModel, table=True):
+    """A queue of the ACD: callers waiting for one service (optionally one municipality and
+    language). ``config`` holds the routing knobs (steps, max_wait, max_size, callback_after,
+    on_max_wait, on_full, selection) and the wallboard's (sl_threshold_s, sl_target,
+    short_abandon_s); ``routing.config`` reads and checks it."""
+
+    __tablename__ = "service_queue"
+    id: int | None = _id()
+    key: str = Field(max_length=32, unique=True)  # the routing core's queue id ("services")
+    service: str = Field(max_length=32)
+    municipality: str | None = Field(default=None, max_length=32)  # a municipality code
+    language: str | None = Field(default=None, max_length=2)
+    name_ar: str = Field(default="", max_length=100)
+    name_en: str = Field(default="", max_length=100)
+    config: dict[str, Any] = _json({})
+    active: bool = True
+    created_at: datetime = _created()
+
+
+class AgentProfile(SQLModel, table=True):
+    """A staff member who takes calls: the phone (a PJSIP endpoint) that rings and the skills
+    the router matches (a list of ``[kind, value, level]``)."""
+
+    __tablename__ = "agent"
+    id: int | None = _id()
+    user_id: int = Field(sa_column=Column(BigId, ForeignKey("staff_user.id"), nullable=False, unique=True))
+    endpoint: str = Field(max_length=64)  # "PJSIP/agent101"
+    skills: list[list[Any]] = _json([])
+    active: bool = True
+    created_at: datetime = _created()
+
+
+class RoutingEvent(SQLModel, table=True):
+    """Append-only: every queue, agent and call event of the ACD, once. The wallboard and the
+    interval reports are both computed from this table, so they agree. (On PostgreSQL a
+    trigger refuses UPDATE and DELETE, as for the audit log.)"""
+
+    __tablename__ = "routing_event"
+    __table_args__ = (
+        Index("ix_routing_event_at", "at"),
+        Index("ix_routing_event_agent_at", "agent", "at"),
+        Index("ix_routing_event_queue_at", "queue", "at"),
+        Index("ix_routing_event_entry", "entry"),
+    )
+    id: int | None = _id()
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    kind: str = Field(max_length=32)  # routing.events.Kind
+    agent: str | None = Field(default=None, max_length=32)  # the agent's user id, as text
+    entry: str | None = Field(default=None, max_length=64)  # the waiting entry (a call or a callback)
+    queue: str | None = Field(default=None, max_length=32)
+    data: dict[str, Any] = _json({})
+
+
+class Callback(SQLModel, table=True):
+    """A caller's place kept as a callback: one per number and queue while it is pending (a
+    second request updates the first). ``enqueued_at`` is the original place (epoch seconds
+    on the routing clock), so the callback is served exactly when the caller would have been."""
+
+    __tablename__ = "callback"
+    id: int | None = _id()
+    entry: str = Field(max_length=64, unique=True)
+    queue: str = Field(max_length=32)
+    phone: str = Field(max_length=32, index=True)  # E.164
+    citizen_id: int | None = _fk("citizen.id", nullable=True, index=False)
+    language: str = Field(default="ar", max_length=2)
+    priority: int = 0
+    enqueued_at: float = 0.0
+    # pending -> reserved -> dialling -> done (final) | pending again on no answer (retried)
+    # | expired | cancelled | opted_out (final)
+    status: str = Field(default="pending", max_length=12, index=True)
+    attempts: int = 0
+    agent: str | None = Field(default=None, max_length=32)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    next_attempt_at: datetime | None = _ts()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
 def table(model: type[SQLModel]) -> Table:
     """The Core table of a model (SQLModel does not type ``__table__``)."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]

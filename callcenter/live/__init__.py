@@ -12,12 +12,21 @@ Usage::
 """
 
 from callcenter.live.bus import HEARTBEAT, Event, Heartbeat, publish, stream_key, subscribe, tip, valid_id
-from callcenter.live.events import CAMPAIGN_PROGRESS, KINDS, CampaignProgress, UnknownEventKind
+from callcenter.live.events import (
+    AGENT_STATUS,
+    CAMPAIGN_PROGRESS,
+    KINDS,
+    WALLBOARD_CHANGED,
+    CampaignProgress,
+    UnknownEventKind,
+)
 
 __all__ = [
+    "AGENT_STATUS",
     "CAMPAIGN_PROGRESS",
     "HEARTBEAT",
     "KINDS",
+    "WALLBOARD_CHANGED",
     "CampaignProgress",
     "Event",
     "Heartbeat",

@@ -50,9 +50,35 @@ class CampaignProgress(_Data):
 
 CAMPAIGN_PROGRESS: Final = "campaign.progress"
 
+
+class AgentStatus(_Data):
+    """An agent's state changed (the desk re-reads its card when ``entry`` changes)."""
+
+    agent: str
+    state: str
+    since: float
+    pause_reason: str | None = None
+    entry: str | None = None
+    queue: str | None = None
+    event: str = ""  # the routing event that caused it (agent.state, entry.offered ...)
+    at: float = 0.0  # when the routing event happened (Redis' clock): event-to-desk latency
+
+
+class WallboardChanged(_Data):
+    """Something the wallboard shows changed; it re-reads its figures (at most so often)."""
+
+    kinds: list[str]
+    at: float
+
+
+AGENT_STATUS: Final = "desk.agent"
+WALLBOARD_CHANGED: Final = "wallboard.changed"
+
 #: kind -> the model of its data
 KINDS: Final[dict[str, type[_Data]]] = {
     CAMPAIGN_PROGRESS: CampaignProgress,
+    AGENT_STATUS: AgentStatus,
+    WALLBOARD_CHANGED: WallboardChanged,
 }
 
 

@@ -1,0 +1,805 @@
+"""The routing state shared by every process, in Redis: agents, waiting entries, offers.
+
+Why Redis and a lock: the routing decision must see one consistent picture of every agent and
+every waiting caller across all ``agi`` processes (one per Asterisk server) and ``serve``
+processes (the desk changes agent states). Every change runs as *lock, read, pure move, write*:
+the lock is one key (``SET NX PX``), the write is one Lua script that applies only while the
+lock is still ours (a process paused past the lock's life cannot write over a newer state),
+and the clock is Redis' ``TIME``, so processes on different hosts share one clock. A change
+takes four round trips and a pure call: well under the 2 ms a round may cost, and one writer
+at a time is what makes "no caller to two agents, no agent with two callers" hold by
+construction rather than by luck.
+
+Redis carries the live state only. Every change returns its events; the caller (``desk.acd``)
+appends them to the ``routing_event`` table, from which the state can be rebuilt and from
+which the wallboard and the reports are computed.
+
+Usage::
+
+    store = RoutingStore(redis)
+    await store.set_queues([settings.queue ...])
+    change = await store.agent_state("7", AgentState.READY)
+    admission = await store.enqueue(entry, caller)
+    decisions, events = await store.round()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, cast
+
+from redis.asyncio import Redis
+
+from callcenter.errors import CallCenterError, NotFound
+from callcenter.routing.config import QueueSettings, queue_settings, skills_from_list, skills_to_list
+from callcenter.routing.model import (
+    STAFFED,
+    Agent,
+    AgentState,
+    Announcement,
+    Decisions,
+    Entry,
+    EntryKind,
+    Offer,
+    Overflowed,
+    QueueStats,
+    RoutingState,
+    change_state,
+)
+from callcenter.routing.strategy import decide
+from callcenter.routing.strategy import enqueue as pure_enqueue
+
+LOCK_TTL_MS: Final = 2000
+LOCK_WAIT_S: Final = 3.0
+
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ops = cjson.decode(ARGV[2])
+for _, op in ipairs(ops) do
+  local name = op[1]
+  if name == 'hset' then redis.call('HSET', op[2], op[3], op[4])
+  elseif name == 'hdel' then redis.call('HDEL', op[2], op[3])
+  elseif name == 'set' then redis.call('SET', op[2], op[3])
+  elseif name == 'del' then redis.call('DEL', op[2])
+  end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+class RoutingBusy(CallCenterError):
+    """The routing lock could not be had in time (a stuck process, or Redis overloaded)."""
+
+    status_code = 503
+    error_id = "routing_busy"
+
+
+class LockLost(CallCenterError):
+    """The lock expired before the write: the change was not applied (nothing half-written)."""
+
+    status_code = 503
+    error_id = "routing_lock_lost"
+
+
+# -- what the store keeps beside the core's values ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who waits, for the agent's card and the callback: never read by the decision."""
+
+    phone: str = ""  # E.164
+    citizen_id: int | None = None
+    language: str = "ar"
+    path: tuple[str, ...] = ()  # the menu keys pressed
+    call_id: int | None = None  # the Call row
+    channel: str = ""  # the Asterisk channel (empty for a callback)
+    callback_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    agent: Agent
+    endpoint: str = ""
+    name: str = ""
+    entry: str | None = None  # the call or callback held (reserved, ringing, on call, wrap-up)
+    queue: str | None = None
+    caller: Caller | None = None
+
+    @property
+    def id(self) -> str:
+        return self.agent.id
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    entry: Entry
+    caller: Caller
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a waiting entry, for the process that holds its caller: offered to an
+    agent, or overflowed (max wait reached)."""
+
+    kind: str  # "offer" | "overflow"
+    agent: str | None = None
+    endpoint: str | None = None
+    queue: str = ""
+    outcome: str | None = None  # Overflow value, for an overflow
+    reason: str | None = None
+    waited: float = 0.0
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingEventValue:
+    """One event for the log: ``kind`` in ``desk.events``, the subjects, and data."""
+
+    kind: str
+    at: float
+    agent: str | None = None
+    entry: str | None = None
+    queue: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    now: float
+    queues: tuple[QueueSettings, ...]
+    agents: dict[str, AgentRecord]
+    entries: dict[str, Waiting]
+    outcomes: dict[str, Outcome]
+    stats: dict[str, QueueStats]
+    contact: dict[str, float]
+
+    def state(self) -> RoutingState:
+        return RoutingState(
+            queues=tuple(q.queue for q in self.queues),
+            entries=tuple(w.entry for w in self.entries.values()),
+            agents=tuple(r.agent for r in self.agents.values()),
+            stats=self.stats,
+        )
+
+    def queue(self, key: str) -> QueueSettings:
+        for q in self.queues:
+            if q.queue.id == key:
+                return q
+        raise NotFound(f"no queue {key!r}", queue=key)
+
+
+@dataclass(slots=True)
+class _Write:
+    """The writes of one change, applied by one script while the lock is still ours."""
+
+    keys: _Keys
+    ops: list[list[Any]] = field(default_factory=list)
+    events: list[RoutingEventValue] = field(default_factory=list)
+
+    def agent(self, record: AgentRecord) -> None:
+        self.ops.append(["hset", self.keys.agents, record.id, _dump_agent(record)])
+
+    def drop_agent(self, agent_id: str) -> None:
+        self.ops.append(["hdel", self.keys.agents, agent_id])
+
+    def entry(self, waiting: Waiting) -> None:
+        self.ops.append(["hset", self.keys.entries, waiting.entry.id, _dump_waiting(waiting)])
+
+    def drop_entry(self, entry_id: str) -> None:
+        self.ops.append(["hdel", self.keys.entries, entry_id])
+        self.ops.append(["hdel", self.keys.announcements, entry_id])
+
+    def outcome(self, entry_id: str, outcome: Outcome) -> None:
+        self.ops.append(["hset", self.keys.outcomes, entry_id, json.dumps(_asdict(outcome))])
+
+    def drop_outcome(self, entry_id: str) -> None:
+        self.ops.append(["hdel", self.keys.outcomes, entry_id])
+
+    def announcement(self, a: Announcement) -> None:
+        value = [a.position, a.expected_wait, a.offer_callback]
+        self.ops.append(["hset", self.keys.announcements, a.entry, json.dumps(value)])
+
+    def event(self, kind: str, at: float, **subjects: Any) -> None:
+        data = subjects.pop("data", {})
+        self.events.append(RoutingEventValue(kind, at, data=data, **subjects))
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    prefix: str
+
+    @property
+    def lock(self) -> str:
+        return f"{self.prefix}:lock"
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    @property
+    def agents(self) -> str:
+        return f"{self.prefix}:agents"
+
+    @property
+    def entries(self) -> str:
+        return f"{self.prefix}:entries"
+
+    @property
+    def outcomes(self) -> str:
+        return f"{self.prefix}:outcomes"
+
+    @property
+    def announcements(self) -> str:
+        return f"{self.prefix}:announce"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def contact(self) -> str:
+        return f"{self.prefix}:contact"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The agent before and after a change, and the events to log."""
+
+    before: AgentRecord | None
+    after: AgentRecord | None
+    events: tuple[RoutingEventValue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    refused: Overflowed | None
+    events: tuple[RoutingEventValue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    decisions: Decisions
+    events: tuple[RoutingEventValue, ...] = ()
+    #: offers by entry, with the agent's endpoint and the caller, for whoever acts on them
+    offered: tuple[tuple[Offer, AgentRecord, Caller], ...] = ()
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+class RoutingStore:
+    """Every read and change of the shared routing state."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "acd", lock_ttl_ms: int = LOCK_TTL_MS) -> None:
+        self.redis = redis
+        self.keys = _Keys(prefix)
+        self.lock_ttl_ms = lock_ttl_ms
+        self._commit = redis.register_script(_COMMIT)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def snapshot(self) -> Snapshot:
+        """Everything, as of Redis' clock, in one round trip (no lock: for pages and tests)."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.time()
+            pipe.get(k.queues)
+            pipe.hgetall(k.agents)
+            pipe.hgetall(k.entries)
+            pipe.hgetall(k.outcomes)
+            pipe.hgetall(k.stats)
+            pipe.hgetall(k.contact)
+            clock, queues, agents, entries, outcomes, stats, contact = await pipe.execute()
+        return Snapshot(
+            now=float(clock[0]) + float(clock[1]) / 1e6,
+            queues=_load_queues(queues),
+            agents={_s(a): _load_agent(_s(a), v) for a, v in agents.items()},
+            entries={_s(e): _load_waiting(_s(e), v) for e, v in entries.items()},
+            outcomes={_s(e): Outcome(**json.loads(v)) for e, v in outcomes.items()},
+            stats={_s(q): QueueStats(*json.loads(v)) for q, v in stats.items()},
+            contact={_s(a): float(v) for a, v in contact.items()},
+        )
+
+    async def outcome(self, entry_id: str) -> Outcome | None:
+        raw = await _aw(self.redis.hget(self.keys.outcomes, entry_id))
+        return Outcome(**json.loads(raw)) if raw else None
+
+    async def announcement(self, entry_id: str) -> tuple[int, float | None, bool] | None:
+        raw = await _aw(self.redis.hget(self.keys.announcements, entry_id))
+        if not raw:
+            return None
+        position, wait, offer = json.loads(raw)
+        return int(position), wait, bool(offer)
+
+    async def agent(self, agent_id: str) -> AgentRecord | None:
+        raw = await _aw(self.redis.hget(self.keys.agents, agent_id))
+        return _load_agent(agent_id, raw) if raw else None
+
+    # -- configuration ------------------------------------------------------------------------
+
+    async def configure(
+        self, queues: Sequence[QueueSettings], agents: Mapping[str, tuple[str, str, frozenset[Any]]]
+    ) -> tuple[RoutingEventValue, ...]:
+        """Set the queues, and the agents' endpoint, name and skills (``id -> (endpoint, name,
+        skills)``). An agent's state is kept; an agent no longer listed is dropped when offline
+        and taken offline otherwise (an agent mid-call keeps the call)."""
+        async with self._locked() as (snap, write):
+            write.ops.append(["set", self.keys.queues, json.dumps([_dump_queue(q) for q in queues])])
+            for agent_id, (endpoint, name, agent_skills) in agents.items():
+                found = snap.agents.get(agent_id)
+                agent = found.agent if found else Agent(agent_id, since=snap.now, idle_since=snap.now)
+                base = found or AgentRecord(agent)
+                write.agent(
+                    replace(base, agent=replace(agent, skills=agent_skills), endpoint=endpoint, name=name)
+                )
+            for agent_id, record in snap.agents.items():
+                if agent_id not in agents and record.agent.state in (
+                    AgentState.OFFLINE,
+                    AgentState.LOST_CONTACT,
+                ):
+                    write.drop_agent(agent_id)
+        return tuple(write.events)
+
+    async def set_stats(self, stats: Mapping[str, QueueStats]) -> None:
+        """Recent handling time and abandonment per queue (for wait estimates); no lock needed:
+        the decision reads them as a whole and nothing else writes them."""
+        if stats:
+            await _aw(
+                self.redis.hset(
+                    self.keys.stats,
+                    mapping={q: json.dumps([s.aht, s.abandon_rate]) for q, s in stats.items()},
+                )
+            )
+
+    async def touch(self, agent_id: str, *, ttl_s: float) -> None:
+        """The agent's desk is alive for ``ttl_s`` more seconds (see ``sweep_contact``)."""
+        now = await self._now()
+        await _aw(self.redis.hset(self.keys.contact, agent_id, str(now + ttl_s)))
+
+    # -- agents -------------------------------------------------------------------------------
+
+    async def agent_state(
+        self,
+        agent_id: str,
+        to: AgentState,
+        *,
+        reason: str | None = None,
+        disposition: str | None = None,
+        expect: frozenset[AgentState] | None = None,
+        entry: str | None = None,
+    ) -> Change:
+        """Move an agent (``expect``: only from these states, else ``AgentTransitionError``;
+        ``entry``: only while the agent holds this entry — a late event about an older call
+        changes nothing)."""
+        async with self._locked() as (snap, write):
+            before = snap.agents.get(agent_id)
+            if before is None:
+                raise NotFound(f"no agent {agent_id!r}", agent=agent_id)
+            if entry is not None and before.entry != entry:
+                return Change(before, before)
+            if expect is not None and before.agent.state not in expect:
+                return Change(before, before)
+            after = self._move(write, snap, before, to, reason=reason, disposition=disposition)
+        return Change(before, after, tuple(write.events))
+
+    def _move(
+        self,
+        write: _Write,
+        snap: Snapshot,
+        record: AgentRecord,
+        to: AgentState,
+        *,
+        reason: str | None = None,
+        disposition: str | None = None,
+    ) -> AgentRecord:
+        agent = change_state(record.agent, to, now=snap.now, reason=reason, disposition=disposition)
+        keeps_entry = to in (AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP)
+        if record.agent.state is AgentState.ON_CALL and to is AgentState.LOST_CONTACT:
+            keeps_entry = True  # the call goes on without the desk
+        after = replace(
+            record,
+            agent=agent,
+            entry=record.entry if keeps_entry else None,
+            queue=record.queue if keeps_entry else None,
+            caller=record.caller if keeps_entry else None,
+        )
+        write.agent(after)
+        data: dict[str, Any] = {"from": str(record.agent.state), "to": str(to)}
+        if reason:
+            data["reason"] = reason
+        if disposition:
+            data["disposition"] = disposition
+        write.event(
+            "agent.state", snap.now, agent=record.id, entry=record.entry, queue=record.queue, data=data
+        )
+        return after
+
+    async def sweep_contact(self) -> tuple[RoutingEventValue, ...]:
+        """Agents whose desk has not been heard of in time are marked ``lost_contact`` (not
+        paused: the wallboard shows what happened); no call is offered to them."""
+        snap = await self.snapshot()
+        stale = [
+            a
+            for a, r in snap.agents.items()
+            if r.agent.state not in (AgentState.OFFLINE, AgentState.LOST_CONTACT, AgentState.MISSED)
+            and snap.contact.get(a, 0.0) < snap.now
+        ]
+        if not stale:
+            return ()
+        events: list[RoutingEventValue] = []
+        for agent_id in stale:
+            change = await self.agent_state(
+                agent_id,
+                AgentState.LOST_CONTACT,
+                expect=frozenset(
+                    {AgentState.READY, AgentState.PAUSED, AgentState.WRAP_UP, AgentState.ON_CALL}
+                ),
+            )
+            events.extend(change.events)
+        return tuple(events)
+
+    # -- callers ------------------------------------------------------------------------------
+
+    async def enqueue(self, entry: Entry, caller: Caller) -> Enqueued:
+        """A caller (or a callback) joins its queue unless the queue is full."""
+        async with self._locked() as (snap, write):
+            admission = pure_enqueue(snap.state(), entry)
+            if admission.refused is not None:
+                write.event(
+                    "entry.refused", snap.now, entry=entry.id, queue=entry.queue,
+                    data={"reason": str(admission.refused.reason), "outcome": str(admission.refused.outcome)},
+                )  # fmt: skip
+            else:
+                write.entry(Waiting(entry, caller))
+                write.event(
+                    "entry.queued", snap.now, entry=entry.id, queue=entry.queue,
+                    data={"kind": str(entry.kind), "priority": entry.priority,
+                          "enqueued_at": entry.enqueued_at, "language": caller.language,
+                          "callback": caller.callback_id},
+                )  # fmt: skip
+        return Enqueued(admission.refused, tuple(write.events))
+
+    async def to_callback(self, entry_id: str, callback_id: int) -> tuple[RoutingEventValue, ...]:
+        """The caller chose a callback: the same entry, same place, without a channel."""
+        async with self._locked() as (snap, write):
+            waiting = snap.entries.get(entry_id)
+            if waiting is None:
+                raise NotFound(f"no waiting entry {entry_id!r}", entry=entry_id)
+            entry = replace(waiting.entry, kind=EntryKind.CALLBACK, callback_offered=True)
+            write.entry(Waiting(entry, replace(waiting.caller, channel="", callback_id=callback_id)))
+            write.event(
+                "entry.callback", snap.now, entry=entry_id, queue=entry.queue,
+                data={"callback": callback_id, "waited": snap.now - entry.enqueued_at},
+            )  # fmt: skip
+        return tuple(write.events)
+
+    async def callback_offered(self, entry_id: str) -> None:
+        async with self._locked() as (snap, write):
+            waiting = snap.entries.get(entry_id)
+            if waiting is not None:
+                write.entry(Waiting(replace(waiting.entry, callback_offered=True), waiting.caller))
+
+    async def leave(self, entry_id: str, *, reason: str = "abandoned") -> tuple[RoutingEventValue, ...]:
+        """The caller is gone (hung up, or ended by the IVR): out of the queue; an agent
+        reserved or ringing for them is freed at once (ready again, keeping their idle place)."""
+        async with self._locked() as (snap, write):
+            waiting = snap.entries.get(entry_id)
+            outcome = snap.outcomes.get(entry_id)
+            if waiting is not None:
+                write.drop_entry(entry_id)
+                write.event(
+                    "entry.left", snap.now, entry=entry_id, queue=waiting.entry.queue,
+                    data={"reason": reason, "waited": snap.now - waiting.entry.enqueued_at,
+                          "kind": str(waiting.entry.kind)},
+                )  # fmt: skip
+            if outcome is not None:
+                write.drop_outcome(entry_id)
+                agent = snap.agents.get(outcome.agent or "")
+                ringing = (AgentState.RESERVED, AgentState.RINGING)
+                if agent is not None and agent.entry == entry_id and agent.agent.state in ringing:
+                    write.event(
+                        "entry.left", snap.now, entry=entry_id, queue=outcome.queue, agent=agent.id,
+                        data={"reason": reason, "waited": outcome.waited, "while": str(agent.agent.state)},
+                    )  # fmt: skip
+                    self._move(write, snap, agent, AgentState.READY)
+        return tuple(write.events)
+
+    async def ringing(self, entry_id: str, agent_id: str) -> Change:
+        return await self.agent_state(
+            agent_id, AgentState.RINGING, entry=entry_id, expect=frozenset({AgentState.RESERVED})
+        )
+
+    async def connected(self, entry_id: str, agent_id: str) -> Change:
+        """The agent answered: on call; the entry's outcome is done with."""
+        async with self._locked() as (snap, write):
+            before = snap.agents.get(agent_id)
+            if before is None or before.entry != entry_id:
+                return Change(before, before)
+            outcome = snap.outcomes.get(entry_id)
+            write.drop_outcome(entry_id)
+            after = self._move(write, snap, before, AgentState.ON_CALL)
+            write.event(
+                "entry.connected", snap.now, entry=entry_id, agent=agent_id, queue=before.queue,
+                data={"waited": outcome.waited + (snap.now - outcome.at) if outcome else None},
+            )  # fmt: skip
+        return Change(before, after, tuple(write.events))
+
+    async def ended(self, entry_id: str, agent_id: str) -> Change:
+        """The call with the agent is over: wrap-up (a disposition needed before the next)."""
+        async with self._locked() as (snap, write):
+            before = snap.agents.get(agent_id)
+            if before is None or before.entry != entry_id:
+                return Change(before, before)
+            write.event("entry.ended", snap.now, entry=entry_id, agent=agent_id, queue=before.queue)
+            if before.agent.state is AgentState.ON_CALL:
+                after = self._move(write, snap, before, AgentState.WRAP_UP)
+            else:  # lost contact mid-call: the call is over, the agent stays out of rotation
+                after = replace(before, entry=None, queue=None, caller=None)
+                write.agent(after)
+        return Change(before, after, tuple(write.events))
+
+    async def missed(self, entry_id: str, agent_id: str, *, reason: str) -> Change:
+        """The agent let the offer ring out (or the phone is unreachable): the agent is out of
+        rotation as ``missed`` with the reason, and the caller goes back to the same place."""
+        async with self._locked() as (snap, write):
+            before = snap.agents.get(agent_id)
+            outcome = snap.outcomes.get(entry_id)
+            if before is None or before.entry != entry_id or outcome is None:
+                return Change(before, before)
+            caller = before.caller or Caller()
+            write.drop_outcome(entry_id)
+            after = self._move(write, snap, before, AgentState.MISSED)
+            write.event("entry.missed", snap.now, entry=entry_id, agent=agent_id, queue=outcome.queue,
+                        data={"reason": reason})  # fmt: skip
+            entry = Entry(
+                entry_id, outcome.queue, outcome.at - outcome.waited,  # the original place
+                priority=caller_priority(snap, outcome.queue),
+                kind=EntryKind.CALLBACK if caller.callback_id else EntryKind.CALL,
+                callback_offered=True,
+            )  # fmt: skip
+            write.entry(Waiting(entry, caller))
+        return Change(before, after, tuple(write.events))
+
+    # -- the decision -------------------------------------------------------------------------
+
+    async def round(self) -> Round:
+        """One routing decision over the whole state: offers taken (agents reserved, entries out
+        of their queues, outcomes written for the processes holding the callers), overflows
+        written, announcements refreshed."""
+        async with self._locked() as (snap, write):
+            if not snap.entries:
+                return Round(Decisions())
+            decisions = decide(snap.state(), snap.now)
+            offered: list[tuple[Offer, AgentRecord, Caller]] = []
+            for offer in decisions.offers:
+                waiting = snap.entries[offer.entry]
+                record = snap.agents[offer.agent]
+                write.drop_entry(offer.entry)
+                write.outcome(
+                    offer.entry,
+                    Outcome(
+                        "offer", offer.agent, record.endpoint, offer.queue, waited=offer.waited, at=snap.now
+                    ),
+                )
+                reserved = replace(record, entry=offer.entry, queue=offer.queue, caller=waiting.caller)
+                after = self._move(write, snap, reserved, AgentState.RESERVED)
+                write.event(
+                    "entry.offered", snap.now, entry=offer.entry, agent=offer.agent, queue=offer.queue,
+                    data={"level": offer.level, "waited": offer.waited, "kind": str(offer.kind)},
+                )  # fmt: skip
+                offered.append((offer, after, waiting.caller))
+            for over in decisions.overflows:
+                waiting = snap.entries[over.entry]
+                write.drop_entry(over.entry)
+                write.outcome(
+                    over.entry,
+                    Outcome("overflow", queue=over.queue, outcome=str(over.outcome), reason=str(over.reason),
+                            waited=snap.now - waiting.entry.enqueued_at, at=snap.now),
+                )  # fmt: skip
+                write.event(
+                    "entry.overflowed", snap.now, entry=over.entry, queue=over.queue,
+                    data={"reason": str(over.reason), "outcome": str(over.outcome),
+                          "waited": snap.now - waiting.entry.enqueued_at},
+                )  # fmt: skip
+            for announcement in decisions.announcements:
+                write.announcement(announcement)
+        return Round(decisions, tuple(write.events), tuple(offered))
+
+    async def forget(self, entry_id: str) -> None:
+        """Drop an entry's outcome once its process has acted on it."""
+        await _aw(self.redis.hdel(self.keys.outcomes, entry_id))
+
+    # -- the lock -----------------------------------------------------------------------------
+
+    async def _now(self) -> float:
+        seconds, micros = await self.redis.time()
+        return float(seconds) + float(micros) / 1e6
+
+    def _locked(self) -> _Locked:
+        return _Locked(self)
+
+    async def _acquire(self) -> str:
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        pause = 0.0002
+        while not await self.redis.set(self.keys.lock, token, nx=True, px=self.lock_ttl_ms):
+            if time.monotonic() > deadline:
+                raise RoutingBusy("the routing state is locked by another process for too long")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.005)
+        return token
+
+    async def _release(self, token: str, write: _Write | None) -> None:
+        ops = write.ops if write is not None else []
+        applied = await self._commit(keys=[self.keys.lock], args=[token, json.dumps(ops)])
+        if not applied and ops:
+            raise LockLost("the routing lock expired before the change was written; nothing was applied")
+
+
+class _Locked:
+    """``async with store._locked() as (snapshot, write)``: the lock held, the state read; the
+    writes collected in ``write`` are applied on a clean exit (and nothing on an error)."""
+
+    def __init__(self, store: RoutingStore) -> None:
+        self.store = store
+        self.token = ""
+        self.write: _Write | None = None
+
+    async def __aenter__(self) -> tuple[Snapshot, _Write]:
+        self.token = await self.store._acquire()
+        try:
+            snap = await self.store.snapshot()
+        except BaseException:
+            await self.store._release(self.token, None)
+            raise
+        self.write = _Write(self.store.keys)
+        return snap, self.write
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self.store._release(self.token, self.write if exc_type is None else None)
+
+
+def caller_priority(snap: Snapshot, queue: str) -> int:
+    try:
+        return snap.queue(queue).priority
+    except NotFound:
+        return 0
+
+
+def staffed(snap: Snapshot) -> int:
+    return sum(1 for r in snap.agents.values() if r.agent.state in STAFFED)
+
+
+# -- (de)serialisation --------------------------------------------------------------------------
+
+
+def _aw(value: Any) -> Awaitable[Any]:
+    """redis-py types its commands for both clients; ours is the asyncio one."""
+    return cast("Awaitable[Any]", value)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _asdict(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
+def _dump_queue(q: QueueSettings) -> dict[str, Any]:
+    queue = q.queue
+    return {
+        "key": queue.id,
+        "service": queue.service,
+        "municipality": queue.municipality,
+        "language": queue.language,
+        "name_ar": q.name_ar,
+        "name_en": q.name_en,
+        "config": q.to_config(),
+    }
+
+
+_QUEUE_CACHE: dict[bytes | str, tuple[QueueSettings, ...]] = {}
+
+
+def _load_queues(raw: bytes | str | None) -> tuple[QueueSettings, ...]:
+    """Queues as stored; the parsed tuple is kept per stored value, so the core's per-queue
+    index (built once per queue tuple) is reused between rounds."""
+    if not raw:
+        return ()
+    found = _QUEUE_CACHE.get(raw)
+    if found is None:
+        found = tuple(
+            queue_settings(
+                d["key"], service=d["service"], municipality=d["municipality"], language=d["language"],
+                config=d["config"], name_ar=d["name_ar"], name_en=d["name_en"],
+            )
+            for d in json.loads(raw)
+        )  # fmt: skip
+        if len(_QUEUE_CACHE) > 16:
+            _QUEUE_CACHE.clear()
+        _QUEUE_CACHE[raw] = found
+    return found
+
+
+_SKILLS_CACHE: dict[str, frozenset[Any]] = {}
+
+
+def _dump_caller(caller: Caller | None) -> list[Any] | None:
+    if caller is None:
+        return None
+    return [
+        caller.phone, caller.citizen_id, caller.language, list(caller.path),
+        caller.call_id, caller.channel, caller.callback_id,
+    ]  # fmt: skip
+
+
+def _load_caller(raw: list[Any] | None) -> Caller | None:
+    if raw is None:
+        return None
+    phone, citizen_id, language, path, call_id, channel, callback_id = raw
+    return Caller(phone, citizen_id, language, tuple(path), call_id, channel, callback_id)
+
+
+def _dump_agent(record: AgentRecord) -> str:
+    a = record.agent
+    return json.dumps(
+        {
+            "state": str(a.state),
+            "skills": skills_to_list(a.skills),
+            "since": a.since,
+            "idle_since": a.idle_since,
+            "pause_reason": a.pause_reason,
+            "disposition": a.disposition,
+            "endpoint": record.endpoint,
+            "name": record.name,
+            "entry": record.entry,
+            "queue": record.queue,
+            "caller": _dump_caller(record.caller),
+        },
+        ensure_ascii=False,
+    )
+
+
+def _load_agent(agent_id: str, raw: bytes | str) -> AgentRecord:
+    d = json.loads(raw)
+    key = json.dumps(d["skills"])
+    agent_skills = _SKILLS_CACHE.get(key)
+    if agent_skills is None:
+        agent_skills = skills_from_list(d["skills"])
+        if len(_SKILLS_CACHE) > 4096:
+            _SKILLS_CACHE.clear()
+        _SKILLS_CACHE[key] = agent_skills
+    agent = Agent(
+        agent_id, AgentState(d["state"]), agent_skills, d["since"], d["idle_since"], d["pause_reason"],
+        d["disposition"],
+    )  # fmt: skip
+    return AgentRecord(agent, d["endpoint"], d["name"], d["entry"], d["queue"], _load_caller(d["caller"]))
+
+
+def _dump_waiting(w: Waiting) -> str:
+    e = w.entry
+    return json.dumps(
+        [e.queue, e.enqueued_at, e.priority, str(e.kind), e.callback_offered, _dump_caller(w.caller)],
+        ensure_ascii=False,
+    )
+
+
+def _load_waiting(entry_id: str, raw: bytes | str) -> Waiting:
+    queue, enqueued_at, priority, kind, offered, caller = json.loads(raw)
+    entry = Entry(entry_id, queue, enqueued_at, priority, EntryKind(kind), offered)
+    return Waiting(entry, _load_caller(caller) or Caller())
+
+
+def agents_by_state(agents: Iterable[AgentRecord]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for record in agents:
+        out[str(record.agent.state)] = out.get(str(record.agent.state), 0) + 1
+    return out
