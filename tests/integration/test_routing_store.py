@@ -286,3 +286,37 @@ async def test_postgresql_refuses_to_change_a_logged_event(pg: AsyncEngine, redi
         with pytest.raises(DBAPIError, match="append-only"):
             async with pg.begin() as conn:
                 await conn.execute(text(statement))
+
+
+class RecordingAmi:
+    def __init__(self) -> None:
+        self.actions: list[dict[str, object]] = []
+
+    async def originate(self, **action: object) -> str:
+        self.actions.append(action)
+        return "spy-1"
+
+
+@pytest.mark.parametrize(("mode", "options"), [("listen", "qE"), ("whisper", "qEw"), ("barge", "qEB")])
+async def test_a_supervisor_spies_on_the_agents_channel_only_while_the_call_lasts(
+    redis: aioredis.Redis, mode: str, options: str
+) -> None:
+    from callcenter.desk.supervise import NoCallToSpy, SpyMode, spy
+
+    store = await staffed_store(redis, 1)
+    ami = RecordingAmi()
+    with pytest.raises(NoCallToSpy):  # ready, not on a call
+        await spy(ami, store, agent_id="0", supervisor_endpoint="PJSIP/sup1", mode=SpyMode(mode))
+    await store.enqueue(entry(1), Caller())
+    await store.round()
+    await store.connected("e1", "0")
+
+    await spy(ami, store, agent_id="0", supervisor_endpoint="PJSIP/sup1", mode=SpyMode(mode))
+
+    assert ami.actions[0]["channel"] == "PJSIP/sup1"
+    assert ami.actions[0]["application"] == "ChanSpy"
+    assert ami.actions[0]["data"] == f"PJSIP/a0-,{options}"
+    await store.ended("e1", "0")
+    with pytest.raises(NoCallToSpy):  # the call has just ended
+        await spy(ami, store, agent_id="0", supervisor_endpoint="PJSIP/sup1", mode=SpyMode(mode))
+    assert len(ami.actions) == 1
