@@ -490,9 +490,38 @@ def results(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     by: Annotated[str | None, typer.Option(help="split by: municipality | channel")] = None,
     language: Annotated[str, typer.Option(help="ar | en")] = "ar",
+    weighted: Annotated[
+        bool, typer.Option("--weighted", help="weighted to the population margins, with n_eff and deff")
+    ] = False,
+    weights: Annotated[
+        list[str] | None, typer.Option("--weights", help="weight on: municipality | district | language")
+    ] = None,
+    shares: Annotated[bool, typer.Option("--shares", help="use each margin as shares")] = False,
+    municipality: Annotated[str | None, typer.Option(help="only this municipality (a code)")] = None,
 ) -> None:
-    """Results of an inquiry: counts, shares with 95 % Wilson intervals, and the funnel."""
+    """Results of an inquiry: counts, shares with 95 % Wilson intervals, and the funnel; with
+    --weighted, weighted and unweighted shares side by side (small cells hidden)."""
     from callcenter.results import inquiry_results
+
+    if weighted:
+        from callcenter.cli_results import print_weighted, weighted_results
+
+        data = domain(
+            lambda: run(
+                lambda s: with_engine(
+                    s,
+                    lambda e: weighted_results(
+                        e, s, inquiry, weights=weights or ["municipality"], shares=shares,
+                        municipality=municipality, language=language,
+                    ),
+                )
+            )
+        )  # fmt: skip
+        if as_json:
+            console.print_json(json.dumps(data, ensure_ascii=False))
+        else:
+            print_weighted(data)
+        return
 
     res = domain(
         lambda: run(lambda s: with_engine(s, lambda e: inquiry_results(e, inquiry, language=language)))
@@ -536,10 +565,49 @@ def print_results(res: Any, *, by: str | None = None) -> None:
 @app.command()
 def export(
     inquiry: str,
-    output: Annotated[Path, typer.Option("-o", "--output", help="CSV file to write")] = Path("answers.csv"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="the file to write")] = Path("answers.csv"),
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="csv | csv-plain | xlsx | sav | dta | parquet: one row per respondent"
+            " (without it: one CSV row per answer, as before)",
+        ),
+    ] = None,
+    weighted: Annotated[bool, typer.Option("--weighted", help="add each respondent's weight")] = False,
+    weights: Annotated[
+        list[str] | None, typer.Option("--weights", help="weight on: municipality | district | language")
+    ] = None,
+    shares: Annotated[bool, typer.Option("--shares", help="use each margin as shares")] = False,
+    municipality: Annotated[str | None, typer.Option(help="only this municipality (a code)")] = None,
+    labels: Annotated[str, typer.Option(help="labels in: ar | en")] = "ar",
 ) -> None:
-    """Export answers as CSV (UTF-8 with BOM; citizens pseudonymised, never phone numbers)."""
+    """Export answers, citizens pseudonymised (never phone numbers): CSV (UTF-8 with BOM) by
+    default, or --format for one row per respondent in CSV, XLSX, SPSS, Stata or Parquet."""
     import csv
+
+    if fmt is not None:
+        from callcenter.analysis.exports import FORMATS
+        from callcenter.cli_results import export_file
+
+        if fmt not in FORMATS:
+            err.print(f"[red]--format is one of {', '.join(FORMATS)}[/red]")
+            raise typer.Exit(2)
+        chosen = fmt
+        written = domain(
+            lambda: run(
+                lambda s: with_engine(
+                    s,
+                    lambda e: export_file(
+                        e, s, inquiry, fmt=chosen, output=output, weighted=weighted,
+                        weights=weights or ["municipality"], shares=shares, municipality=municipality,
+                        language="en" if labels == "en" else "ar",
+                    ),
+                )
+            )
+        )  # fmt: skip
+        console.print(f"{written} respondents written to {output}")
+        return
 
     from callcenter.audit import audit
     from callcenter.results import EXPORT_HEADER, export_rows

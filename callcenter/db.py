@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from time import monotonic
+from typing import Any, Final
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +18,9 @@ from sqlalchemy.ext.asyncio import (
 
 from callcenter.settings import Settings
 
+#: a pooled connection idle this long is pinged before use (one that was in use a moment ago is not)
+PING_IDLE_S: Final = 1.0
+
 
 def make_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
     url = settings.sqlalchemy_url
@@ -24,7 +29,33 @@ def make_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine.sync_engine.pool, engine.dialect)
+    return engine
+
+
+def _ping_when_idle(pool: Any, dialect: Dialect) -> None:
+    """``pool_pre_ping`` costs three round trips (BEGIN, ping, ROLLBACK with asyncpg) on every
+    checkout, as many as the query itself; a busy pool hands back connections that answered
+    milliseconds ago. Ping only a connection idle for ``PING_IDLE_S``: the one that may have
+    died unseen (a database restart, a firewall's idle timeout). A failed ping replaces it and
+    every connection pooled before it, as ``pool_pre_ping`` does."""
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_from"] = monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.pop("idle_from", None)
+        if idle_from is None or monotonic() - idle_from < PING_IDLE_S:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except Exception as error:  # what the driver raises for a dead connection varies
+            raise exc.InvalidatePoolError(f"ping of an idle connection failed: {error}") from error
+        if not alive:
+            raise exc.InvalidatePoolError("ping of an idle connection failed")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

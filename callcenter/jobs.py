@@ -32,8 +32,9 @@ from callcenter.inquiry.definition import InquiryStatus
 from callcenter.redis_conn import redis_url
 from callcenter.settings import Settings, get_settings
 from callcenter.sms.gateways import make_gateway
-from callcenter.sms.gateways.base import Gateway, OutboundSms
+from callcenter.sms.gateways.base import Gateway
 from callcenter.sms.inbox import Inbox
+from callcenter.sms.replies import ReplyOutbox
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,14 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     return await reconcile_once(ctx["rt"])
 
 
+async def delete_old_recordings(ctx: dict[str, Any]) -> int:
+    """Hourly: call recordings past ``CALLCENTER_RECORDING_RETENTION_DAYS`` are deleted (audited)."""
+    from callcenter.desk.recordings import delete_expired
+
+    rt: Runtime = ctx["rt"]
+    return len(await delete_expired(rt.engine, rt.settings))
+
+
 async def reconcile_once(rt: Runtime) -> dict[str, int]:
     """Rebuild lost work from the database (safe to run any time, in any number of workers)."""
     cutoff = datetime.now(UTC) - timedelta(seconds=rt.settings.reconcile_after_s)
@@ -136,11 +145,13 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
     for campaign_id in running:
         await rt.redis.set(f"campaign:{campaign_id}:status", "running")
         lanes += await enqueue_lanes(rt.redis, campaign_id)
-    replies = 0
-    for _id, phone, outcome in await rt.inbox.reprocess_stuck(cutoff):
-        if outcome.reply:
-            await rt.gateway.send_many([OutboundSms(phone, outcome.reply, f"m{_id}")])
-            replies += 1
+    # stored messages a crash left unprocessed: their replies go out as queued reply messages,
+    # as the spool drainer's do, so a message both recover is answered once
+    recovered = [
+        message_id for message_id, _, outcome in await rt.inbox.reprocess_stuck(cutoff) if outcome.reply
+    ]
+    outbox = ReplyOutbox(rt.engine, rt.gateway)
+    replies = (await outbox.send(await outbox.queue_messages(recovered))).sent if recovered else 0
     if released or replies:
         log.warning("reconciled: %s deliveries released, %s replies recovered", released, replies)
     return {"released": int(released or 0), "lanes": lanes, "replies": replies}
@@ -200,7 +211,10 @@ def make_worker(
             func(plan_campaign, max_tries=3, keep_result=0),
             func(reconcile, keep_result=0),
         ],
-        cron_jobs=[cron(reconcile, second=set(range(0, 60, 15)), run_at_startup=False, keep_result=0)],
+        cron_jobs=[
+            cron(reconcile, second=set(range(0, 60, 15)), run_at_startup=False, keep_result=0),
+            cron(delete_old_recordings, minute={17}, second={0}, run_at_startup=False, keep_result=0),
+        ],
         redis_settings=RedisSettings.from_dsn(redis_url(settings)),
         on_startup=_startup,
         on_shutdown=_shutdown,

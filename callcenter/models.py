@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT ids.
@@ -99,6 +110,7 @@ class Inquiry(SQLModel, table=True):
     switch_after_hours: float | None = None
     switch_to: str | None = Field(default=None, max_length=8)  # voice | sms
     max_contacts: int = 3  # per citizen and inquiry: SMS, calls and callbacks together
+    results_public: bool = False  # the public results page (aggregated, suppressed, no login)
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -120,6 +132,7 @@ class Question(SQLModel, table=True):
 
 
 class Campaign(SQLModel, table=True):
+    __table_args__ = (Index("ix_campaign_created", "created_at", "id"),)  # the list, newest first
     id: int | None = _id()
     inquiry_id: int = _fk("inquiry.id")
     channel: str = Field(default="sms", max_length=8)  # sms | voice
@@ -216,7 +229,7 @@ class Call(SQLModel, table=True):
     session_id: int | None = _fk("inquiry_session.id", nullable=True, index=False)
     language: str = Field(default="ar", max_length=2)
     # answered | completed | abandoned (hung up mid-way) | no_answer | busy | congestion
-    # | failed | machine | callback (asked to be called back)
+    # | failed | machine | callback (asked to be called back) | connected (talked to an agent)
     outcome: str | None = Field(default=None, max_length=16, index=True)
     hangup_cause: str | None = Field(default=None, max_length=64)
     started_at: datetime = _created()
@@ -284,11 +297,16 @@ class AuditLog(SQLModel, table=True):
     """Append-only: the application has no code path that updates or deletes a row (and on
     PostgreSQL a trigger refuses it)."""
 
-    __table_args__ = (Index("ix_auditlog_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_auditlog_created", "created_at"),
+        # prefix filters (LIKE 'login%'): pattern indexes on PostgreSQL (migration 0005)
+        Index("ix_auditlog_action", "action", postgresql_ops={"action": "varchar_pattern_ops"}),
+        Index("ix_auditlog_target", "target", postgresql_ops={"target": "varchar_pattern_ops"}),
+    )
     id: int | None = _id()
     actor: str = Field(max_length=100)  # the user's e-mail, "api:<token prefix>", "cli", "system"
     actor_id: int | None = Field(default=None, sa_column=Column(BigId, nullable=True, index=True))
-    action: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=64)
     target: str = Field(default="", max_length=200)  # "campaign:12", "user:3"
     details: dict[str, Any] = _json({})
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -420,6 +438,14 @@ class Callback(SQLModel, table=True):
     on the routing clock), so the callback is served exactly when the caller would have been."""
 
     __tablename__ = "callback"
+    __table_args__ = (
+        # one live callback per number and queue: a second request updates the first
+        Index(
+            "uq_callback_live", "phone", "queue", unique=True,
+            postgresql_where=text("status IN ('pending', 'reserved', 'dialling')"),
+            sqlite_where=text("status IN ('pending', 'reserved', 'dialling')"),
+        ),
+    )  # fmt: skip
     id: int | None = _id()
     entry: str = Field(max_length=64, unique=True)
     queue: str = Field(max_length=32)
@@ -433,10 +459,28 @@ class Callback(SQLModel, table=True):
     status: str = Field(default="pending", max_length=12, index=True)
     attempts: int = 0
     agent: str | None = Field(default=None, max_length=32)
+    ticket_id: int | None = _fk("ticket.id", nullable=True, index=False)  # the reference the caller heard
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     next_attempt_at: datetime | None = _ts()
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class PopulationMargin(SQLModel, table=True):
+    """One cell of a population table admins load for weighting: ``variables`` names the
+    table's attributes in order (``municipality``, or ``district,language`` for a full cross), and
+    ``cell`` their values joined by a tab. A one-variable table is a margin (raking); a table
+    over every weighting variable is the full population table (post-stratification)."""
+
+    __tablename__ = "population_margin"
+    __table_args__ = (UniqueConstraint("variables", "cell"),)
+    id: int | None = _id()
+    variables: str = Field(max_length=200)
+    cell: str = Field(max_length=1000)
+    population: float
+    source: str = Field(default="", max_length=200)  # the uploaded file's name
+    created_by: str = Field(default="", max_length=100)
+    created_at: datetime = _created()
 
 
 def table(model: type[SQLModel]) -> Table:

@@ -7,6 +7,10 @@ Usage::
     ids = compose_number(345, "ar")                         # num-300, num-and-5, num-and-40
     report = await render_all(settings, inquiries)          # espeak-ng + sox, only what changed
 
+A catalogue entry with a ``sox:`` line is not spoken but made by sox's ``synth`` (the hold
+music: the same tones in both languages, its texts only name it); an uploaded recording
+replaces it like any other prompt.
+
 Audio is 8 kHz mono 16-bit WAV, what Asterisk's ``format_wav`` plays without transcoding,
 under ``<prompts_dir>/audio/<language>/<id>.wav``. Asterisk opens the files itself: on a
 separate Asterisk server the same absolute path must exist there. A studio recording under
@@ -23,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import time
@@ -67,11 +72,13 @@ class PromptToolMissing(PromptError):
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """One thing the IVR says, in both languages."""
+    """One thing the IVR says, in both languages; ``sox``: effects that make the audio instead
+    of speech (``synth 0.5 pluck C4 : synth 0.5 pluck E4``), the texts then only name it."""
 
     id: str
     ar: str
     en: str
+    sox: str = ""
 
     def text(self, language: Language) -> str:
         return self.ar if language == "ar" else self.en
@@ -140,7 +147,7 @@ def load_catalogue(path: Path | None = None) -> dict[str, Prompt]:
         if not ar or not en:
             missing = " and ".join(lang for lang, t in zip(LANGUAGES, (ar, en), strict=True) if not t)
             raise PromptError(f"{path}: prompt {prompt_id!r} has no {missing} text", id=prompt_id)
-        catalogue[prompt_id] = Prompt(prompt_id, ar, en)
+        catalogue[prompt_id] = Prompt(prompt_id, ar, en, str(texts.get("sox") or "").strip())
     return catalogue
 
 
@@ -350,13 +357,16 @@ async def render(
         key = f"{language}/{prompt.id}"
         text = prompt.text(language)
         voice = voice_for(text, language, voices)
-        digest = _digest(text, voice, speed)
+        digest = _digest(f"sox {prompt.sox}", "sox", 0) if prompt.sox else _digest(text, voice, speed)
         target = prompt_path(prompts_dir, language, prompt.id).with_suffix(".wav")
         if not force and manifest.get(key) == digest and target.is_file():
             report.skipped.append(key)
             return
         async with limit:
-            error = await _render_one(espeak, sox, text, voice, speed, target)
+            if prompt.sox:
+                error = await _synth_one(sox, prompt.sox, target)
+            else:
+                error = await _render_one(espeak, sox, text, voice, speed, target)
         if error:
             report.failed[key] = error
             manifest.pop(key, None)
@@ -397,6 +407,23 @@ async def _render_one(espeak: str, sox: str, text: str, voice: str, speed: int, 
             if proc.returncode != 0:
                 name = Path(argv[0]).name
                 return f"{name} exited {proc.returncode}: {stderr.decode(errors='replace').strip()}"
+        os.replace(final, target)
+    return None
+
+
+async def _synth_one(sox: str, effects: str, target: Path) -> str | None:
+    """sox ``-n`` (no input) through ``effects`` → 8 kHz mono 16-bit; the error or None."""
+    with tempfile.TemporaryDirectory(prefix="prompt-", dir=target.parent) as tmp:
+        final = Path(tmp) / "final.wav"
+        argv = [sox, "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(final),
+                *shlex.split(effects)]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await proc.communicate()
+        if proc.returncode != 0:
+            return f"sox exited {proc.returncode}: {stderr.decode(errors='replace').strip()}"
         os.replace(final, target)
     return None
 

@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     pseudonym_key: str = DEV_SECRET
     log_level: str = "INFO"
 
+    # The analysts' workspace (results, exports, the public page)
+    #: cells under this many respondents are hidden in every published table (and enough others
+    #: that none can be worked out from the totals)
+    suppression_threshold: int = Field(default=5, ge=1)
+    #: AAPOR's e, the share of unknown-eligibility cases taken as eligible; None: proportional
+    #: allocation from the cases of known eligibility (1 when none is known to be ineligible)
+    aapor_e: float | None = Field(default=None, ge=0, le=1)
+    #: raking caps every weight at this many times the mean weight
+    weight_trim_ratio: float = Field(default=5.0, gt=1)
+    #: the public results page of an inquiry (aggregated, suppressed, no login): off by default
+    public_results: bool = False
+
     # Citizens
     default_region: str = "LY"
     timezone: str = "Africa/Tripoli"
@@ -71,6 +83,15 @@ class Settings(BaseSettings):
     quiet_start: time | None = time(21, 0)
     quiet_end: time | None = time(8, 0)
     reconcile_after_s: float = 120.0
+    #: where webhooks spool replies and delivery reports while the database is unreachable
+    #: (None: data_dir/spool); a local disk of the serve process, never a network share
+    sms_spool_dir: Path | None = None
+    sms_spool_max_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="spool size limit; past it webhooks answer 503"
+    )
+    sms_webhook_db_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long a webhook waits for the database before spooling"
+    )
 
     twilio_account_sid: str = "AC" + "0" * 32
     twilio_auth_token: str = DEV_SECRET
@@ -121,7 +142,50 @@ class Settings(BaseSettings):
     voice_cps: float = Field(default=5.0, description="calls started per second, at most")
     voice_retry_after_s: float = 1800.0
 
-    @field_validator("quiet_start", "quiet_end", "database_url", "redis_url", "api_token", mode="before")
+    # Callers waiting for an agent (voice/to_agent.py)
+    #: the queue keys 0 (an agent) and 2 (a service request) of the 1415 menu put callers in;
+    #: empty, or a queue that does not exist: a callback ticket, as before the agents feature
+    queue_for_key_0: str | None = "general"
+    queue_for_key_2: str | None = "services"
+    #: queues where a caller who finds nobody staffed gets a callback ticket instead of waiting
+    queue_ticket_when_unstaffed: list[str] = []
+    #: a waiting caller hears their place and wait on arrival and then this often
+    queue_announce_every_s: float = 45.0
+    #: the handling time the wait estimate assumes until the queue has figures of its own
+    queue_default_aht_s: float = 240.0
+    #: a callback booked from the queue is dropped if not done within this
+    callback_expire_hours: float = 48.0
+    #: callbacks are dialled only between these times (Africa/Tripoli); outside them they keep
+    #: their place and wait for the next start
+    callback_hours_start: time = time(8, 0)
+    callback_hours_end: time = time(20, 0)
+    #: a callback the citizen does not answer is tried again after this, this many times in all
+    callback_retry_after_s: float = 900.0
+    callback_max_attempts: int = Field(default=3, ge=1)
+    #: after a call with an agent, ask the caller for a 1-5 rating
+    call_rating: bool = True
+
+    # The agent desk: the choices an agent picks from (keys; the page shows the known ones in
+    # the user's language and any other as written)
+    pause_reasons: list[str] = ["break", "training", "meeting", "admin"]
+    dispositions: list[str] = ["resolved", "information_given", "service_request", "transferred", "no_action"]
+    #: leaving wrap-up for the next call needs notes as well as the disposition
+    wrap_up_notes_required: bool = True
+
+    # Call recording (off by default): the greeting says so, calls with agents are recorded
+    # with MixMonitor on the caller's channel, supervisors play them back (audited)
+    record_calls: bool = False
+    #: where serve reads recordings and the worker deletes them (None: data_dir/recordings)
+    recordings_dir: Path | None = None
+    #: where Asterisk writes them (the same files, maybe another path or host; None: as above)
+    asterisk_recordings_dir: Path | None = None
+    #: recordings older than this are deleted by the worker (audited)
+    recording_retention_days: float = Field(default=90.0, gt=0)
+
+    @field_validator(
+        "quiet_start", "quiet_end", "database_url", "redis_url", "api_token", "queue_for_key_0",
+        "queue_for_key_2", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -155,6 +219,30 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.sqlalchemy_url.startswith("postgresql")
+
+    @field_validator("sms_spool_dir", mode="before")
+    @classmethod
+    def _no_spool_dir(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.sms_spool_dir or self.data_dir / "spool"
+
+    @field_validator("recordings_dir", "asterisk_recordings_dir", mode="before")
+    @classmethod
+    def _no_recordings_dir(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def recordings_path(self) -> Path:
+        """Where call recordings are read and deleted (``recordings_dir``, else under data_dir)."""
+        return self.recordings_dir or self.data_dir / "recordings"
+
+    @property
+    def asterisk_recordings_path(self) -> Path:
+        """Where Asterisk writes them (MixMonitor's file name is absolute)."""
+        return self.asterisk_recordings_dir or self.recordings_path.absolute()
 
 
 @lru_cache

@@ -29,13 +29,13 @@ LABELS: dict[str, str] = {
 #: Roles that must enrol a second factor before they can do anything else.
 MFA_REQUIRED: frozenset[Role] = frozenset({Role.admin, Role.supervisor})
 
-#: The page each role lands on after login (the next issues add /desk, /wallboard, /requests, /results).
+#: The page each role lands on after login (the next issues add /requests, /results).
 HOME: dict[Role, str] = {
     Role.admin: "/campaigns",
     Role.operator: "/campaigns",
-    Role.supervisor: "/campaigns",
-    Role.agent: "/account",
-    Role.analyst: "/inquiries",
+    Role.supervisor: "/wallboard",
+    Role.agent: "/desk",
+    Role.analyst: "/results",
     Role.officer: "/account",
 }
 

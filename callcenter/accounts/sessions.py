@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, Text, and_, bindparam, cast, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callcenter import models
 from callcenter.accounts.principal import Principal
@@ -69,7 +69,7 @@ async def open_session(
     return opened
 
 
-async def user_municipalities(conn: AsyncSession, user_id: int) -> frozenset[int]:
+async def user_municipalities(conn: AsyncSession | AsyncConnection, user_id: int) -> frozenset[int]:
     rows = await conn.execute(
         select(USER_MUNICIPALITY.c.municipality_id).where(USER_MUNICIPALITY.c.user_id == user_id)
     )
@@ -112,15 +112,15 @@ def _lookup(dialect: str) -> Select[Any]:
     )
 
 
-async def load(conn: AsyncSession, token: str, *, idle: timedelta, now: datetime) -> Principal | None:
-    """The principal of a live session, or None (unknown, expired, idle, revoked, user disabled)."""
+async def load(conn: AsyncConnection, token: str, *, idle: timedelta, now: datetime) -> Principal | None:
+    """The principal of a live session, or None (unknown, expired, idle, revoked, user disabled).
+    ``conn`` may be in autocommit: the lookup is one statement, the touch another."""
     sid = token_id(token)
-    statement = _lookup(conn.get_bind().dialect.name)
+    statement = _lookup(conn.dialect.name)
     row = (await conn.execute(statement, {"sid": sid, "now": now, "idle_since": now - idle})).first()
     if row is None:
         return None
     if _aware(row.last_seen_at) < now - TOUCH_EVERY:
-        # committed with the request's transaction (a failed request does not count as activity)
         await conn.execute(SESSION.update().where(SESSION.c.id == sid).values(last_seen_at=now))
     ids = frozenset(int(x) for x in str(row.municipalities or "").split(",") if x)
     return Principal(

@@ -8,7 +8,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callcenter import models
 from callcenter.accounts.principal import Principal
@@ -61,7 +61,7 @@ async def create_token(
     return row, token
 
 
-async def load_token(conn: AsyncSession, token: str, *, now: datetime) -> Principal | None:
+async def load_token(conn: AsyncSession | AsyncConnection, token: str, *, now: datetime) -> Principal | None:
     """The principal of a live token whose user is enabled, or None."""
     if not token.startswith(PREFIX):
         return None

@@ -97,28 +97,45 @@ def _aware(value: Any) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+# The statements of the pages, built once (building one costs more than running it on a
+# small table) with their values as parameters.
+_WAITS = and_(D.c.status == "pending", D.c.next_attempt_at > bindparam("now"), D.c.error.is_not(None))
+_OUTBOX = (
+    select(
+        D.c.campaign_id,
+        func.count(),
+        func.count().filter(D.c.sent_at.is_not(None)),
+        func.count().filter(D.c.status == "delivered"),
+        func.count().filter(D.c.status == "failed"),
+        func.count().filter(D.c.status.in_(("pending", "sending"))),
+        func.count().filter(_WAITS),
+        func.min(D.c.next_attempt_at).filter(_WAITS),
+    )
+    .where(D.c.campaign_id.in_(bindparam("campaign_ids", expanding=True)))
+    .group_by(D.c.campaign_id)
+)
+_REPLIES = (
+    select(
+        func.count(S.c.id),
+        func.count(S.c.id).filter(S.c.status == "completed"),
+        func.count().filter(or_(S.c.status == "opted_out", C.c.opted_out_at.is_not(None))),
+    )
+    .select_from(
+        D.join(C, C.c.id == D.c.citizen_id).outerjoin(
+            S, and_(S.c.citizen_id == D.c.citizen_id, S.c.inquiry_id == bindparam("inquiry_id"))
+        )
+    )
+    .where(D.c.campaign_id == bindparam("campaign_id"))
+)
+
+
 async def outbox_counts(
     conn: AsyncConnection, campaign_ids: Sequence[int], *, now: datetime
 ) -> dict[int, Counts]:
     """The outbox of each campaign by state, in one grouped query."""
     if not campaign_ids:
         return {}
-    pending = D.c.status == "pending"
-    waits = and_(pending, D.c.next_attempt_at > now, D.c.error.is_not(None))
-    rows = await conn.execute(
-        select(
-            D.c.campaign_id,
-            func.count(),
-            func.count().filter(D.c.sent_at.is_not(None)),
-            func.count().filter(D.c.status == "delivered"),
-            func.count().filter(D.c.status == "failed"),
-            func.count().filter(D.c.status.in_(("pending", "sending"))),
-            func.count().filter(waits),
-            func.min(D.c.next_attempt_at).filter(waits),
-        )
-        .where(D.c.campaign_id.in_(list(campaign_ids)))
-        .group_by(D.c.campaign_id)
-    )
+    rows = await conn.execute(_OUTBOX, {"campaign_ids": list(campaign_ids), "now": now})
     out: dict[int, Counts] = {}
     for cid, planned, sent, delivered, failed, remaining, retrying, next_at in rows:
         out[int(cid)] = Counts(
@@ -133,18 +150,7 @@ async def outbox_counts(
 
 async def reply_counts(conn: AsyncConnection, campaign_id: int, inquiry_id: int) -> tuple[int, int, int]:
     """(replied, completed, opted out) among the campaign's citizens, in one query."""
-    session = and_(S.c.citizen_id == D.c.citizen_id, S.c.inquiry_id == inquiry_id)
-    row = (
-        await conn.execute(
-            select(
-                func.count(S.c.id),
-                func.count(S.c.id).filter(S.c.status == "completed"),
-                func.count().filter(or_(S.c.status == "opted_out", C.c.opted_out_at.is_not(None))),
-            )
-            .select_from(D.join(C, C.c.id == D.c.citizen_id).outerjoin(S, session))
-            .where(D.c.campaign_id == campaign_id)
-        )
-    ).one()
+    row = (await conn.execute(_REPLIES, {"campaign_id": campaign_id, "inquiry_id": inquiry_id})).one()
     return int(row[0]), int(row[1]), int(row[2])
 
 
@@ -220,6 +226,17 @@ _COLUMNS = (
     I.c.status.label("inquiry_status"),
     I.c.scheduled_at,
 )
+#: one campaign with its inquiry's columns
+_CAMPAIGN = select(*_COLUMNS).join(I, I.c.id == K.c.inquiry_id).where(K.c.id == bindparam("campaign_id"))
+#: a page of the campaigns list, newest first (every campaign: an unscoped principal)
+_COUNT_ALL = select(func.count()).select_from(K)
+_PAGE_ALL = (
+    select(*_COLUMNS)
+    .join(I, I.c.id == K.c.inquiry_id)
+    .order_by(K.c.created_at.desc(), K.c.id.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,18 +259,22 @@ class Progress:
 
 
 async def read_progress(
-    engine: AsyncEngine, redis: Redis, settings: Settings, campaign_id: int, *, now: datetime | None = None
+    engine: AsyncEngine,
+    redis: Redis,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    now: datetime | None = None,
+    row: Any | None = None,
 ) -> Progress | None:
-    """The campaign's counts (both queries) and its waiting reason; None if there is no such campaign."""
+    """The campaign's counts (both queries) and its waiting reason; None if there is no such
+    campaign. ``row``: the campaign as :func:`visible_campaign` read it, when the caller has it."""
     now = now or datetime.now(UTC)
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(*_COLUMNS).join(I, I.c.id == K.c.inquiry_id).where(K.c.id == campaign_id)
-            )
-        ).one_or_none()
         if row is None:
-            return None
+            row = (await conn.execute(_CAMPAIGN, {"campaign_id": campaign_id})).one_or_none()
+            if row is None:
+                return None
         counts = (await outbox_counts(conn, [campaign_id], now=now)).get(campaign_id, Counts())
         replied, completed, opted_out = await reply_counts(conn, campaign_id, row.inquiry_id)
     counts = Counts(
@@ -307,7 +328,7 @@ class RecentProgress:
         hit = self._seen.get(key)
         if hit is not None and hit[1] == latest and clock - hit[0] < self.fresh_s:
             return hit[2]
-        progress = await read_progress(engine, redis, settings, row.id)
+        progress = await read_progress(engine, redis, settings, int(row.id), row=row)
         if progress is not None:
             if len(self._seen) >= self.size:
                 self._seen.clear()
@@ -419,22 +440,15 @@ async def list_campaigns(
     (one grouped query for the whole page) and waiting reasons."""
     now = now or datetime.now(UTC)
     async with engine.connect() as conn:
-        where: list[ColumnElement[bool]] = []
+        count, page_query = _COUNT_ALL, _PAGE_ALL
         if municipalities:
-            where.append(_within_sql(engine.dialect.name, await scope_codes(conn, municipalities)))
-        total = int((await conn.execute(select(func.count()).select_from(K).where(*where))).scalar_one())
+            within = _within_sql(engine.dialect.name, await scope_codes(conn, municipalities))
+            count, page_query = count.where(within), page_query.where(within)
+        total = int((await conn.execute(count)).scalar_one())
         pages = max(1, math.ceil(total / per_page))
         page = min(max(1, page), pages)
-        rows = (
-            await conn.execute(
-                select(*_COLUMNS)
-                .join(I, I.c.id == K.c.inquiry_id)
-                .where(*where)
-                .order_by(K.c.created_at.desc(), K.c.id.desc())
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            )
-        ).all()
+        window = {"limit": per_page, "offset": (page - 1) * per_page}
+        rows = (await conn.execute(page_query, window)).all()
         counts = await outbox_counts(conn, [r.id for r in rows], now=now)
     drafts = await planning(redis, [r.id for r in rows if r.status == "draft"])
     lines = []
@@ -450,11 +464,7 @@ async def visible_campaign(
     """The campaign row (with its inquiry's columns) if it exists and the principal may see
     it; None otherwise, the same answer either way (a scoped user learns nothing)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(*_COLUMNS).join(I, I.c.id == K.c.inquiry_id).where(K.c.id == campaign_id)
-            )
-        ).one_or_none()
+        row = (await conn.execute(_CAMPAIGN, {"campaign_id": campaign_id})).one_or_none()
         if row is None:
             return None
         codes = await scope_codes(conn, municipalities) if municipalities else None

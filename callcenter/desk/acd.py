@@ -28,9 +28,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
+from callcenter.desk.estimates import estimate_stats
+from callcenter.desk.wallboard import read_events
 from callcenter.live import AGENT_STATUS, WALLBOARD_CHANGED, publish
 from callcenter.routing.config import QueueSettings, queue_settings, skills_from_list
-from callcenter.routing.model import AgentState, Entry
+from callcenter.routing.model import AgentState, Entry, QueueStats
 from callcenter.routing.store import (
     AgentRecord,
     Caller,
@@ -44,6 +46,11 @@ from callcenter.routing.store import (
 log = logging.getLogger(__name__)
 
 WALLBOARD_TOPIC: Final = "wallboard"
+#: the wait estimates' handling time and abandonment: from the log's last hour (and the
+#: quarter of an hour before it, for calls that began then), every 15 s
+STATS_WINDOW_S: Final = 3600.0
+STATS_CONTEXT_S: Final = 900.0
+STATS_EVERY_S: Final = 15.0
 
 
 def desk_topic(agent_id: str) -> str:
@@ -70,9 +77,19 @@ class Acd:
     # -- agents -------------------------------------------------------------------------------
 
     async def agent_state(
-        self, agent_id: str, to: AgentState, *, reason: str | None = None, disposition: str | None = None
+        self,
+        agent_id: str,
+        to: AgentState,
+        *,
+        reason: str | None = None,
+        disposition: str | None = None,
+        expect: frozenset[AgentState] | None = None,
     ) -> Change:
-        change = await self.store.agent_state(agent_id, to, reason=reason, disposition=disposition)
+        """``expect``: only from these states (else nothing changes: ``change.events`` is empty),
+        so a desk's button acts on the state the agent saw."""
+        change = await self.store.agent_state(
+            agent_id, to, reason=reason, disposition=disposition, expect=expect
+        )
         await self._after(change.events, change.after)
         return change
 
@@ -119,10 +136,32 @@ class Acd:
         return routed
 
     async def record(self, kind: str, *, entry: str | None = None, agent: str | None = None,
-                     queue: str | None = None, data: dict[str, Any] | None = None) -> None:  # fmt: skip
-        """An event that changes no routing state (a rating, a disposition's notes, a transfer)."""
+                     queue: str | None = None, data: dict[str, Any] | None = None,
+                     live: bool = True) -> None:  # fmt: skip
+        """An event that changes no routing state (a rating, a disposition's notes, a transfer);
+        ``live=False``: logged only, nothing the desks or the wallboard show (an announcement)."""
         now = await self.store._now()
-        await self._after((RoutingEventValue(kind, now, agent, entry, queue, data or {}),))
+        value = RoutingEventValue(kind, now, agent, entry, queue, data or {})
+        if live:
+            await self._after((value,))
+        else:
+            await append_events(self.engine, (value,))
+
+    async def refresh_stats(
+        self, *, prior_aht: float, window_s: float = STATS_WINDOW_S
+    ) -> dict[str, QueueStats]:
+        """Each queue's recent occupancy per call and abandonment (:mod:`.estimates`) from the
+        log's last ``window_s`` into the store, where the routing rounds' wait estimates read
+        them; ``prior_aht``: the configured handling time they start from. One process
+        refreshes per ``STATS_EVERY_S`` (a Redis claim), however many call this."""
+        claim = f"{self.store.keys.prefix}:stats:claim"
+        if not await self.redis.set(claim, "1", nx=True, px=int(STATS_EVERY_S * 1000)):
+            return {}
+        now = await self.store._now()
+        events = await read_events(self.engine, now - window_s - STATS_CONTEXT_S, now + 1)
+        stats = estimate_stats(events, start=now - window_s, end=now, prior_aht=prior_aht)
+        await self.store.set_stats(stats)
+        return stats
 
     # -- the log and the bus ------------------------------------------------------------------
 

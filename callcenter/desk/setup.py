@@ -13,7 +13,7 @@ The file::
         sl_threshold_s: 20
     agents:
       - email: agent1@ministry.ly              # an existing staff account with the agent role
-        endpoint: PJSIP/agent101               # the phone that rings
+        endpoint: PJSIP/101                    # the phone that rings (dialplans/pjsip.conf)
         skills: [[service, general, 1], [language, ar, 1]]
 """
 
@@ -85,7 +85,7 @@ def parse(text: str) -> tuple[list[QueueSettings], list[AgentLine]]:
             raise AcdFileError(f"agent {n}: an email and an endpoint are needed")
         endpoint = str(item["endpoint"])
         if not endpoint.startswith(("PJSIP/", "SIP/", "Local/")) or not set(endpoint) <= _ENDPOINT_CHARS:
-            raise AcdFileError(f"agent {n}: the endpoint is a dial string such as PJSIP/agent101")
+            raise AcdFileError(f"agent {n}: the endpoint is a dial string such as PJSIP/101")
         try:
             agent_skills = skills_to_list(skills_from_list(item.get("skills") or []))
         except (RoutingConfigError, ValueError, TypeError) as exc:

@@ -260,6 +260,9 @@ class Entry:
     priority: int = 0  # higher first
     kind: EntryKind = EntryKind.CALL
     callback_offered: bool = False  # already heard the "press 1 to be called back" offer
+    #: not offered before this time (a callback outside call hours, or to retry after no
+    #: answer): it keeps its place and is served first once due, but holds nobody back meanwhile
+    not_before: float = 0.0
 
     @property
     def order(self) -> tuple[int, float, str]:

@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import secrets
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from redis.asyncio import Redis
 
@@ -46,6 +50,7 @@ from callcenter.routing.model import (
     Entry,
     EntryKind,
     Offer,
+    Overflow,
     Overflowed,
     QueueStats,
     RoutingState,
@@ -54,10 +59,19 @@ from callcenter.routing.model import (
 from callcenter.routing.strategy import decide
 from callcenter.routing.strategy import enqueue as pure_enqueue
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
 LOCK_TTL_MS: Final = 2000
 LOCK_WAIT_S: Final = 3.0
 
+#: which hashes a change reads: agents, entries, outcomes, stats, contact, announcements
+_CHANGE_READS: Final = "111100"
+_ROUND_READS: Final = "110101"  # a round needs no outcomes, but the announcements as stored
+
+#: the writes applied only while the lock is still ours; returns Redis' time (0: not ours)
 _COMMIT = """
+redis.replicate_commands()
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local ops = cjson.decode(ARGV[2])
 for _, op in ipairs(ops) do
@@ -69,8 +83,33 @@ for _, op in ipairs(ops) do
   end
 end
 redis.call('DEL', KEYS[1])
-return 1
+local t = redis.call('TIME')
+return {t[1], t[2]}
 """
+
+
+class RoundTimes:
+    """How long this process's routing rounds held the lock (read, decide, write), in seconds
+    on Redis' clock (from taking the lock to the write that releases it): the last ``maxlen``
+    rounds that had callers to decide on (a round over an empty line only releases the lock).
+    For benchmarks (``scripts/bench/acd_load.py``) and the process's log."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self.samples: deque[float] = deque(maxlen=maxlen)
+
+    def record(self, seconds: float) -> None:
+        self.samples.append(seconds)
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest rank (``q`` in 0..1), or ``None`` without samples."""
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1]
+
+
+#: every round of every store in this process
+ROUND_TIMES: Final = RoundTimes()
 
 
 class RoutingBusy(CallCenterError):
@@ -136,6 +175,10 @@ class Outcome:
     reason: str | None = None
     waited: float = 0.0
     at: float = 0.0
+    #: the entry as it waited, so an offer that falls through puts it back exactly as it was
+    priority: int = 0
+    callback_offered: bool = False
+    entry_kind: str = "call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +202,9 @@ class Snapshot:
     outcomes: dict[str, Outcome]
     stats: dict[str, QueueStats]
     contact: dict[str, float]
+    #: each waiting caller's announcement as stored (JSON text), so a round rewrites only
+    #: those that changed
+    announced: dict[str, str] = field(default_factory=dict)
 
     def state(self) -> RoutingState:
         return RoutingState(
@@ -202,9 +248,12 @@ class _Write:
     def drop_outcome(self, entry_id: str) -> None:
         self.ops.append(["hdel", self.keys.outcomes, entry_id])
 
-    def announcement(self, a: Announcement) -> None:
-        value = [a.position, a.expected_wait, a.offer_callback]
-        self.ops.append(["hset", self.keys.announcements, a.entry, json.dumps(value)])
+    def announcement(self, a: Announcement, stored: str | None = None) -> None:
+        """Written unless ``stored`` already says the same."""
+        wait = "null" if a.expected_wait is None else float.__repr__(float(a.expected_wait))
+        value = f"[{a.position}, {wait}, {'true' if a.offer_callback else 'false'}]"  # json.dumps's
+        if value != stored:
+            self.ops.append(["hset", self.keys.announcements, a.entry, value])
 
     def event(self, kind: str, at: float, **subjects: Any) -> None:
         data = subjects.pop("data", {})
@@ -282,6 +331,7 @@ class RoutingStore:
         self.keys = _Keys(prefix)
         self.lock_ttl_ms = lock_ttl_ms
         self._commit = redis.register_script(_COMMIT)
+        self._decoded = _Decoded()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -296,16 +346,9 @@ class RoutingStore:
             pipe.hgetall(k.outcomes)
             pipe.hgetall(k.stats)
             pipe.hgetall(k.contact)
-            clock, queues, agents, entries, outcomes, stats, contact = await pipe.execute()
-        return Snapshot(
-            now=float(clock[0]) + float(clock[1]) / 1e6,
-            queues=_load_queues(queues),
-            agents={_s(a): _load_agent(_s(a), v) for a, v in agents.items()},
-            entries={_s(e): _load_waiting(_s(e), v) for e, v in entries.items()},
-            outcomes={_s(e): Outcome(**json.loads(v)) for e, v in outcomes.items()},
-            stats={_s(q): QueueStats(*json.loads(v)) for q, v in stats.items()},
-            contact={_s(a): float(v) for a, v in contact.items()},
-        )
+            pipe.hgetall(k.announcements)
+            raw = await pipe.execute()
+        return self._decoded.snapshot(*raw)
 
     async def outcome(self, entry_id: str) -> Outcome | None:
         raw = await _aw(self.redis.hget(self.keys.outcomes, entry_id))
@@ -398,8 +441,27 @@ class RoutingStore:
         *,
         reason: str | None = None,
         disposition: str | None = None,
+        requeue: bool = True,
     ) -> AgentRecord:
+        """Change the agent's state (and log it). An agent who leaves an offer for anything but
+        the call (paused, offline, lost contact) puts the caller back in line at the caller's
+        own place, in the same write (``requeue=False``: the caller is gone, or the move does
+        that itself)."""
         agent = change_state(record.agent, to, now=snap.now, reason=reason, disposition=disposition)
+        offer = snap.outcomes.get(record.entry or "")
+        drops_offer = record.agent.state in (AgentState.RESERVED, AgentState.RINGING) and to not in (
+            AgentState.RESERVED,
+            AgentState.RINGING,
+            AgentState.ON_CALL,
+        )
+        if requeue and drops_offer and offer is not None and offer.agent == record.id and record.entry:
+            back = entry_of(record.entry, offer)
+            write.drop_outcome(record.entry)
+            write.entry(Waiting(back, record.caller or Caller()))
+            write.event(
+                "entry.requeued", snap.now, entry=record.entry, queue=offer.queue, agent=record.id,
+                data={"reason": str(to), "enqueued_at": back.enqueued_at},
+            )  # fmt: skip
         keeps_entry = to in (AgentState.RESERVED, AgentState.RINGING, AgentState.ON_CALL, AgentState.WRAP_UP)
         if record.agent.state is AgentState.ON_CALL and to is AgentState.LOST_CONTACT:
             keeps_entry = True  # the call goes on without the desk
@@ -508,7 +570,7 @@ class RoutingStore:
                         "entry.left", snap.now, entry=entry_id, queue=outcome.queue, agent=agent.id,
                         data={"reason": reason, "waited": outcome.waited, "while": str(agent.agent.state)},
                     )  # fmt: skip
-                    self._move(write, snap, agent, AgentState.READY)
+                    self._move(write, snap, agent, AgentState.READY, requeue=False)
         return tuple(write.events)
 
     async def ringing(self, entry_id: str, agent_id: str) -> Change:
@@ -535,8 +597,8 @@ class RoutingStore:
         """The call with the agent is over: wrap-up (a disposition needed before the next)."""
         async with self._locked() as (snap, write):
             before = snap.agents.get(agent_id)
-            if before is None or before.entry != entry_id:
-                return Change(before, before)
+            if before is None or before.entry != entry_id or before.agent.state is AgentState.WRAP_UP:
+                return Change(before, before)  # (wrap-up: ended already, e.g. by a transfer)
             write.event("entry.ended", snap.now, entry=entry_id, agent=agent_id, queue=before.queue)
             if before.agent.state is AgentState.ON_CALL:
                 after = self._move(write, snap, before, AgentState.WRAP_UP)
@@ -555,17 +617,36 @@ class RoutingStore:
                 return Change(before, before)
             caller = before.caller or Caller()
             write.drop_outcome(entry_id)
-            after = self._move(write, snap, before, AgentState.MISSED)
+            after = self._move(write, snap, before, AgentState.MISSED, requeue=False)
             write.event("entry.missed", snap.now, entry=entry_id, agent=agent_id, queue=outcome.queue,
                         data={"reason": reason})  # fmt: skip
-            entry = Entry(
-                entry_id, outcome.queue, outcome.at - outcome.waited,  # the original place
-                priority=caller_priority(snap, outcome.queue),
-                kind=EntryKind.CALLBACK if caller.callback_id else EntryKind.CALL,
-                callback_offered=True,
-            )  # fmt: skip
+            entry = entry_of(entry_id, outcome)
             write.entry(Waiting(entry, caller))
         return Change(before, after, tuple(write.events))
+
+    async def defer(
+        self, entry_id: str, *, until: float, agent_id: str | None = None, reason: str
+    ) -> tuple[RoutingEventValue, ...]:
+        """Not before ``until``: a callback outside call hours, or one the citizen did not
+        answer. A waiting entry just waits longer; an entry offered to ``agent_id`` goes back
+        to its place (the agent ready again, keeping their idle place: nobody's fault)."""
+        async with self._locked() as (snap, write):
+            waiting = snap.entries.get(entry_id)
+            outcome = snap.outcomes.get(entry_id)
+            agent = snap.agents.get(agent_id or "")
+            if waiting is not None:
+                entry, caller = waiting.entry, waiting.caller
+            elif outcome is not None and agent is not None and agent.entry == entry_id:
+                entry, caller = entry_of(entry_id, outcome), agent.caller or Caller()
+                write.drop_outcome(entry_id)
+                if agent.agent.state in (AgentState.RESERVED, AgentState.RINGING):
+                    self._move(write, snap, agent, AgentState.READY, requeue=False)
+            else:
+                return ()
+            write.entry(Waiting(replace(entry, not_before=until), caller))
+            write.event("entry.deferred", snap.now, entry=entry_id, queue=entry.queue, agent=agent_id,
+                        data={"until": until, "reason": reason})  # fmt: skip
+        return tuple(write.events)
 
     # -- the decision -------------------------------------------------------------------------
 
@@ -573,9 +654,25 @@ class RoutingStore:
         """One routing decision over the whole state: offers taken (agents reserved, entries out
         of their queues, outcomes written for the processes holding the callers), overflows
         written, announcements refreshed."""
-        async with self._locked() as (snap, write):
+        locked = self._locked(_ROUND_READS)
+        async with locked as (snap, write):
             if not snap.entries:
                 return Round(Decisions())
+            locked.timed = True
+            known = {q.queue.id for q in snap.queues}
+            for waiting in [w for w in snap.entries.values() if w.entry.queue not in known]:
+                # its queue was removed: the caller is told so (never silence), and the other
+                # queues go on being served
+                gone = waiting.entry
+                del snap.entries[gone.id]
+                write.drop_entry(gone.id)
+                write.outcome(
+                    gone.id,
+                    Outcome("overflow", queue=gone.queue, outcome=str(Overflow.MESSAGE), reason="closed",
+                            waited=snap.now - gone.enqueued_at, at=snap.now),
+                )  # fmt: skip
+                write.event("entry.overflowed", snap.now, entry=gone.id, queue=gone.queue,
+                            data={"reason": "closed", "outcome": str(Overflow.MESSAGE)})  # fmt: skip
             decisions = decide(snap.state(), snap.now)
             offered: list[tuple[Offer, AgentRecord, Caller]] = []
             for offer in decisions.offers:
@@ -585,9 +682,11 @@ class RoutingStore:
                 write.outcome(
                     offer.entry,
                     Outcome(
-                        "offer", offer.agent, record.endpoint, offer.queue, waited=offer.waited, at=snap.now
+                        "offer", offer.agent, record.endpoint, offer.queue, waited=offer.waited, at=snap.now,
+                        priority=waiting.entry.priority, callback_offered=waiting.entry.callback_offered,
+                        entry_kind=str(waiting.entry.kind),
                     ),
-                )
+                )  # fmt: skip
                 reserved = replace(record, entry=offer.entry, queue=offer.queue, caller=waiting.caller)
                 after = self._move(write, snap, reserved, AgentState.RESERVED)
                 write.event(
@@ -609,7 +708,7 @@ class RoutingStore:
                           "waited": snap.now - waiting.entry.enqueued_at},
                 )  # fmt: skip
             for announcement in decisions.announcements:
-                write.announcement(announcement)
+                write.announcement(announcement, snap.announced.get(announcement.entry))
         return Round(decisions, tuple(write.events), tuple(offered))
 
     async def forget(self, entry_id: str) -> None:
@@ -622,55 +721,110 @@ class RoutingStore:
         seconds, micros = await self.redis.time()
         return float(seconds) + float(micros) / 1e6
 
-    def _locked(self) -> _Locked:
-        return _Locked(self)
+    def _locked(self, reads: str = _CHANGE_READS) -> _Locked:
+        return _Locked(self, reads)
 
-    async def _acquire(self) -> str:
+    async def _acquire(
+        self, reads: str = _CHANGE_READS, *, deadline: float | None = None
+    ) -> tuple[str, Snapshot]:
+        """The lock, and the state read under it in the same round trip: one MULTI/EXEC whose
+        reads count only if its ``SET NX`` took the lock (``reads``: which of agents, entries,
+        outcomes, stats, contact and announcements; the rest are empty)."""
         token = secrets.token_hex(8)
-        deadline = time.monotonic() + LOCK_WAIT_S
+        deadline = deadline or time.monotonic() + LOCK_WAIT_S
         pause = 0.0002
-        while not await self.redis.set(self.keys.lock, token, nx=True, px=self.lock_ttl_ms):
+        k = self.keys
+        hashes = [k.agents, k.entries, k.outcomes, k.stats, k.contact, k.announcements]
+        wanted = [key for key, flag in zip(hashes, reads, strict=True) if flag == "1"]
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(k.lock, token, nx=True, px=self.lock_ttl_ms)
+                pipe.time()
+                pipe.get(k.queues)
+                for key in wanted:
+                    pipe.hgetall(key)
+                taken, clock, queues, *found = await pipe.execute()
+            if taken:
+                break
             if time.monotonic() > deadline:
+                log.warning("routing lock not had in %.1f s (held by another process)", LOCK_WAIT_S)
                 raise RoutingBusy("the routing state is locked by another process for too long")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.005)
-        return token
+        read = iter(found)
+        parts = [next(read) if flag == "1" else None for flag in reads]
+        return token, self._decoded.snapshot(clock, queues, *parts)
 
-    async def _release(self, token: str, write: _Write | None) -> None:
+    async def _release(self, token: str, write: _Write | None) -> float | None:
+        """Apply the writes and free the lock; Redis' time then (``None``: the lock was gone)."""
         ops = write.ops if write is not None else []
         applied = await self._commit(keys=[self.keys.lock], args=[token, json.dumps(ops)])
         if not applied and ops:
+            log.warning("routing lock expired before a change was written (%d writes dropped)", len(ops))
             raise LockLost("the routing lock expired before the change was written; nothing was applied")
+        return float(applied[0]) + float(applied[1]) / 1e6 if applied else None
 
 
 class _Locked:
     """``async with store._locked() as (snapshot, write)``: the lock held, the state read; the
     writes collected in ``write`` are applied on a clean exit (and nothing on an error)."""
 
-    def __init__(self, store: RoutingStore) -> None:
+    def __init__(self, store: RoutingStore, reads: str) -> None:
         self.store = store
+        self.reads = reads
         self.token = ""
         self.write: _Write | None = None
+        self.timed = False  # a round that decided: its time goes to ROUND_TIMES
+        self._taken = 0.0  # Redis' time when the lock was taken
 
     async def __aenter__(self) -> tuple[Snapshot, _Write]:
-        self.token = await self.store._acquire()
+        deadline = time.monotonic() + LOCK_WAIT_S
+        self.local = _local_lock(self.store.keys.prefix)
         try:
-            snap = await self.store.snapshot()
+            async with asyncio.timeout(LOCK_WAIT_S):
+                await self.local.acquire()
+        except TimeoutError:
+            log.warning("routing lock not had in %.1f s (this process's changes queue for it)", LOCK_WAIT_S)
+            raise RoutingBusy("the routing state is locked for too long") from None
+        try:
+            self.token, snap = await self.store._acquire(self.reads, deadline=deadline)
         except BaseException:
-            await self.store._release(self.token, None)
+            self.local.release()
             raise
+        self._taken = snap.now
         self.write = _Write(self.store.keys)
         return snap, self.write
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        await self.store._release(self.token, self.write if exc_type is None else None)
+        try:
+            released = await self.store._release(self.token, self.write if exc_type is None else None)
+        finally:
+            self.local.release()
+        if self.timed and exc_type is None and released is not None:
+            ROUND_TIMES.record(released - self._taken)
 
 
-def caller_priority(snap: Snapshot, queue: str) -> int:
-    try:
-        return snap.queue(queue).priority
-    except NotFound:
-        return 0
+#: per event loop and store prefix: the changes of one process take the shared lock one after
+#: the other, in the order they came (the others wait here rather than all polling Redis)
+_LOCAL: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _local_lock(prefix: str) -> asyncio.Lock:
+    locks = _LOCAL.setdefault(asyncio.get_running_loop(), {})
+    found = locks.get(prefix)
+    if found is None:
+        found = locks[prefix] = asyncio.Lock()
+    return found
+
+
+def entry_of(entry_id: str, offer: Outcome) -> Entry:
+    """The entry an offer was made for, at its original place."""
+    return Entry(
+        entry_id, offer.queue, offer.at - offer.waited, priority=offer.priority,
+        kind=EntryKind(offer.entry_kind), callback_offered=offer.callback_offered,
+    )  # fmt: skip
 
 
 def staffed(snap: Snapshot) -> int:
@@ -678,6 +832,72 @@ def staffed(snap: Snapshot) -> int:
 
 
 # -- (de)serialisation --------------------------------------------------------------------------
+
+
+class _Decoded:
+    """The state's values decoded from their stored text, kept between reads: a value whose
+    text has not changed since the last read is not decoded again (a round reads every agent
+    and caller, and few of them change between two rounds). Values are frozen, so sharing
+    them between snapshots is safe; the kept ones are those of the last read only."""
+
+    def __init__(self) -> None:
+        self.agents: dict[bytes | str, tuple[str, bytes | str, AgentRecord]] = {}
+        self.entries: dict[bytes | str, tuple[str, bytes | str, Waiting]] = {}
+        self.outcomes: dict[bytes | str, tuple[str, bytes | str, Outcome]] = {}
+
+    def snapshot(
+        self,
+        clock: Sequence[Any],
+        queues: bytes | str | None,
+        agents: Mapping[Any, Any] | None,
+        entries: Mapping[Any, Any] | None,
+        outcomes: Mapping[Any, Any] | None,
+        stats: Mapping[Any, Any] | None,
+        contact: Mapping[Any, Any] | None,
+        announced: Mapping[Any, Any] | None,
+    ) -> Snapshot:
+        """The snapshot of what was read (``None``: not read, empty in the snapshot)."""
+        self.agents, agent_values = _reuse(self.agents, agents, _load_agent)
+        self.entries, entry_values = _reuse(self.entries, entries, _load_waiting)
+        self.outcomes, outcome_values = _reuse(self.outcomes, outcomes, _load_outcome)
+        return Snapshot(
+            now=float(clock[0]) + float(clock[1]) / 1e6,
+            queues=_load_queues(queues),
+            agents=agent_values,
+            entries=entry_values,
+            outcomes=outcome_values,
+            stats={_s(q): QueueStats(*json.loads(v)) for q, v in (stats or {}).items()},
+            contact={_s(a): float(v) for a, v in (contact or {}).items()},
+            announced={_s(e): _s(v) for e, v in (announced or {}).items()},
+        )
+
+
+def _reuse(
+    kept: dict[bytes | str, tuple[str, bytes | str, T]],
+    raw: Mapping[bytes | str, bytes | str] | None,
+    load: Callable[[str, bytes | str], T],
+) -> tuple[dict[bytes | str, tuple[str, bytes | str, T]], dict[str, T]]:
+    """Values decoded from ``raw`` (key -> text), reusing ``kept`` (key -> (key as text, text,
+    value)) for the texts it holds; the new ``kept``. ``raw`` None: not read, ``kept`` kept."""
+    if raw is None:
+        return kept, {}
+    fresh: dict[bytes | str, tuple[str, bytes | str, T]] = {}
+    values: dict[str, T] = {}
+    for key, text in raw.items():
+        hit = kept.get(key)
+        if hit is not None and hit[1] == text:
+            fresh[key] = hit
+            values[hit[0]] = hit[2]
+        else:
+            name = _s(key)
+            value = load(name, text)
+            fresh[key] = (name, text, value)
+            values[name] = value
+    return fresh, values
+
+
+def _load_outcome(_entry: str, raw: bytes | str) -> Outcome:
+    return Outcome(**json.loads(raw))
 
 
 def _aw(value: Any) -> Awaitable[Any]:
@@ -787,14 +1007,15 @@ def _load_agent(agent_id: str, raw: bytes | str) -> AgentRecord:
 def _dump_waiting(w: Waiting) -> str:
     e = w.entry
     return json.dumps(
-        [e.queue, e.enqueued_at, e.priority, str(e.kind), e.callback_offered, _dump_caller(w.caller)],
+        [e.queue, e.enqueued_at, e.priority, str(e.kind), e.callback_offered, _dump_caller(w.caller),
+         e.not_before],
         ensure_ascii=False,
-    )
+    )  # fmt: skip
 
 
 def _load_waiting(entry_id: str, raw: bytes | str) -> Waiting:
-    queue, enqueued_at, priority, kind, offered, caller = json.loads(raw)
-    entry = Entry(entry_id, queue, enqueued_at, priority, EntryKind(kind), offered)
+    queue, enqueued_at, priority, kind, offered, caller, *rest = json.loads(raw)
+    entry = Entry(entry_id, queue, enqueued_at, priority, EntryKind(kind), offered, rest[0] if rest else 0.0)
     return Waiting(entry, _load_caller(caller) or Caller())
 
 

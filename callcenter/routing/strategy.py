@@ -60,7 +60,8 @@ def decide(state: RoutingState, now: float) -> Decisions:
 
     An entry that reaches its queue's ``max_wait`` in the very round an agent frees up is
     offered, not overflowed: the limit is there to end waits, not to turn callers away.
-    Callbacks never overflow and are not announced (nobody is on the line).
+    Callbacks never overflow and are not announced (nobody is on the line). An entry whose
+    ``not_before`` is still ahead is skipped altogether, keeping its place for when it is due.
     """
     index = _index(state.queues)
     queues = index.by_id
@@ -75,6 +76,8 @@ def decide(state: RoutingState, now: float) -> Decisions:
     remaining: list[Entry] = []
     taken: set[str] = set()
     for entry in _in_order(state.entries):
+        if entry.not_before > now:
+            continue  # not yet due: neither offered nor counted in anyone's position
         queue = queues[entry.queue]
         waited = now - entry.enqueued_at
         if free:

@@ -2,7 +2,9 @@
 
 It speaks AMI (:mod:`.ami_server`) and FastAGI (:mod:`.agi_client`) byte for byte like the
 recorded Asterisk 22 (``tests/fixtures/asterisk``); scripted citizens (:mod:`.citizen`) decide
-who answers and which keys they press. Usage::
+who answers and which keys they press, callers who wait for an agent (:mod:`.waiting`) hold,
+give up or book a callback, and agent phones behind ``Dial`` (:mod:`.agents`) answer, talk,
+decline or ring out, running Dial's ``U()`` gosub as Asterisk does. Usage::
 
     config = SimConfig(agi_port=agi_server.port, time_scale=0)
     async with Simulator(config) as sim:
@@ -27,11 +29,13 @@ from callcenter.sim.citizen import (
     Outcome,
     Press,
     PromptLibrary,
+    Script,
     Silence,
 )
 from callcenter.sim.config import AgentSpec, ContextSpec, SimConfig, engine_dialplan
 from callcenter.sim.core import SimAsterisk, SimClock
 from callcenter.sim.queues import Queues
+from callcenter.sim.waiting import PromptCaller, QueueCaller
 
 __all__ = [
     "AgentSpec",
@@ -41,7 +45,10 @@ __all__ = [
     "HangUp",
     "Outcome",
     "Press",
+    "PromptCaller",
     "PromptLibrary",
+    "QueueCaller",
+    "Script",
     "Silence",
     "SimConfig",
     "Simulator",
@@ -78,7 +85,7 @@ class Simulator:
         return self.ami.port
 
     async def call(
-        self, caller: Caller | None = None, *, context: str = "inbound-1415", exten: str = "1415"
+        self, caller: Script | None = None, *, context: str = "inbound-1415", exten: str = "1415"
     ) -> SimAgiChannel:
         """One inbound call through the context's AGI; returns when the engine hangs up."""
         work = self.calls.inbound(caller or Caller(), context=context, exten=exten)
@@ -86,12 +93,12 @@ class Simulator:
         return result
 
     async def run_callers(
-        self, callers: Iterable[Caller], *, concurrency: int | None = None
+        self, callers: Iterable[Script], *, concurrency: int | None = None
     ) -> list[SimAgiChannel]:
         """Place inbound calls, at most ``concurrency`` at a time; results in input order."""
         limit = asyncio.Semaphore(concurrency or 1_000_000)
 
-        async def one(caller: Caller) -> SimAgiChannel:
+        async def one(caller: Script) -> SimAgiChannel:
             async with limit:
                 return await self.call(caller)
 

@@ -17,7 +17,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-from callcenter.sim.citizen import Caller, HangUp, Press, PromptLibrary, Silence, Step
+from callcenter.sim.citizen import HangUp, Press, PromptLibrary, Script, Silence, Step
 from callcenter.sim.core import SimChannel, SimClock
 from callcenter.telephony.agi_wire import (
     AGI_COMMANDS,
@@ -97,10 +97,10 @@ async def run_app(call: SimAgiChannel, app: str, args: str) -> int:
     if name == "wait":
         await call.clock.sleep_ms(1000 * _atof(args))
         return 0
-    if name == "playback":
-        duration = call.prompts.duration_ms(args.split(",", 1)[0])
-        await call.clock.sleep_ms(duration or 0)
-        call.set_variable("PLAYBACKSTATUS", "FAILED" if duration is None else "SUCCESS")
+    if name == "playback":  # files joined by & play one after the other
+        durations = [call.prompts.duration_ms(path) for path in args.split(",", 1)[0].split("&")]
+        await call.clock.sleep_ms(sum(d or 0 for d in durations))
+        call.set_variable("PLAYBACKSTATUS", "FAILED" if None in durations else "SUCCESS")
         return 0
     if name == "dial":
         if call.dead:
@@ -114,14 +114,15 @@ async def run_app(call: SimAgiChannel, app: str, args: str) -> int:
 
 
 class SimAgiChannel:
-    """One simulated call's FastAGI session, driven by a :class:`Caller` script."""
+    """One simulated call's FastAGI session, driven by a :class:`Caller` script (or any
+    :class:`~callcenter.sim.citizen.Script`)."""
 
     def __init__(
         self,
         channel: SimChannel,
         env: list[tuple[str, str]],
         *,
-        caller: Caller,
+        caller: Script,
         prompts: PromptLibrary | None = None,
         clock: SimClock | None = None,
         observer: AgiObserver | None = None,
@@ -136,6 +137,7 @@ class SimAgiChannel:
         self.commands: list[str] = []
         self._steps = 0
         self._needhup = False
+        self._line = ""
 
     async def run(self, host: str, port: int) -> None:
         """Connect, send the environment, answer commands until the engine closes."""
@@ -164,6 +166,7 @@ class SimAgiChannel:
 
     async def handle(self, line: str) -> Reply:
         self.commands.append(line)
+        self._line = line
         command_id = random.randrange(1, 2**31)
         self.observer.command_started(command_id, line)
         args = split_args(line)
@@ -218,8 +221,10 @@ class SimAgiChannel:
         self.channel.variables[name] = value
         self.observer.variable_set(name, value)
 
-    def _next_step(self) -> Step:
-        step = self.caller.step(self._steps)
+    def _next_step(self, duration_ms: int | None = None) -> Step:
+        step = self.caller.react(
+            self._steps, command=self._line, duration_ms=duration_ms, now_ms=self.clock.now_ms()
+        )
         self._steps += 1
         self.observer.step_started(step)
         if isinstance(step, Press):
@@ -231,6 +236,11 @@ class SimAgiChannel:
         self.observer.caller_hung_up()
         self._needhup = True
 
+    def hang_up(self) -> None:
+        """The caller hangs up now (while an application runs, say a ringing ``Dial``):
+        ``HANGUP`` follows the current reply, as res_agi sends it."""
+        self._hang_up()
+
     async def _listen(self, name: str, args: list[str]) -> Reply:
         if name in ("STREAM FILE", "CONTROL STREAM FILE", "GET OPTION"):
             return await self._stream(name, args)
@@ -239,7 +249,7 @@ class SimAgiChannel:
         if name == "WAIT FOR DIGIT":
             if len(args) != 4 or not _is_int(args[3]):
                 return usage(name)
-            step = self._next_step()
+            step = self._next_step(SILENCE_CAP_MS if int(args[3]) < 0 else int(args[3]))
             if isinstance(step, HangUp):
                 await self.clock.sleep_ms(step.after_ms)
                 self._hang_up()
@@ -260,7 +270,7 @@ class SimAgiChannel:
         if duration is None:
             return failed(f"200 result=-1 endpos={offset}")
         escape = args[3]
-        step = self._next_step()
+        step = self._next_step(duration)
         result, played = 0, duration
         if isinstance(step, HangUp):
             played = min(step.after_ms, duration)
@@ -287,7 +297,7 @@ class SimAgiChannel:
         duration = self.prompts.duration_ms(args[2])
         if duration is None:
             return ok("200 result=-1")
-        step = self._next_step()
+        step = self._next_step(duration)
         if isinstance(step, HangUp):
             await self.clock.sleep_ms(step.after_ms)
             self._hang_up()
@@ -312,7 +322,7 @@ class SimAgiChannel:
         if len(args) < 4 or (name == "SAY DIGITS" and (len(args) != 4 or not _is_int(args[2]))):
             return usage(name)
         duration = 500 * max(1, len(args[2]))
-        step = self._next_step()
+        step = self._next_step(duration)
         if isinstance(step, HangUp):
             await self.clock.sleep_ms(min(step.after_ms, duration))
             self._hang_up()

@@ -12,6 +12,11 @@ Not in the recordings, taken from Asterisk's manager.c: a refused login answers
 ``Response: Error`` / ``Message: Authentication failed`` and closes the connection; actions
 before login answer ``Permission denied``.
 
+Originate with ``Application``/``Data`` (ChanSpy for supervisors, Dial for a call back) is
+accepted like any Originate (``Originate successfully queued``); the simulated call ignores
+the application. Every action received is kept in :attr:`AmiServer.received` (the last 1,000)
+for tests to read.
+
 Events go only to logged-in sessions whose ``Events:`` classes include the event's class
 (no header or ``on``: all; ``off``: none). Like Asterisk, a session receives events raised while
 it handles an action after that action's response.
@@ -24,6 +29,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import deque
 from datetime import UTC, datetime
 
 from callcenter.sim.calls import Calls, OriginateRequest
@@ -124,6 +130,7 @@ class AmiServer:
     def __init__(self, hub: SimAsterisk, calls: Calls, queues: Queues, config: SimConfig) -> None:
         self.hub, self.calls, self.queues, self.config = hub, calls, queues, config
         self.sessions: set[AmiSession] = set()
+        self.received: deque[Headers] = deque(maxlen=1000)  # every action, as its headers
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         hub.listeners.append(self._broadcast)
@@ -177,6 +184,7 @@ class AmiServer:
 
     async def handle(self, session: AmiSession, request: Headers) -> bool:
         """Answer one action; False closes the session."""
+        self.received.append(request)
         action = header(request, "Action")
         name = action.lower()
         if not action:

@@ -10,15 +10,14 @@ import asyncio
 import logging
 import random
 import re
-import uuid
 from dataclasses import dataclass
 
 from callcenter.sim.agi_client import AgiObserver, SimAgiChannel, run_app
 from callcenter.sim.citizen import (
     CAUSES,
     REASONS,
-    Caller,
     Outcome,
+    Script,
     Step,
     cause_text,
     robot_apps,
@@ -213,7 +212,7 @@ class Calls:
         return 4
 
     async def inbound(
-        self, caller: Caller, *, context: str = "inbound-1415", exten: str = "1415"
+        self, caller: Script, *, context: str = "inbound-1415", exten: str = "1415"
     ) -> SimAgiChannel:
         """A citizen dials in (no AMI involved): PJSIP channel → the context's AGI."""
         spec = self.config.dialplan[context]
@@ -231,7 +230,7 @@ class Calls:
         self,
         ch: SimChannel,
         spec: ContextSpec,
-        caller: Caller,
+        caller: Script,
         observer: CallObserver,
         tech: str,
         *,
@@ -339,78 +338,10 @@ class CallObserver(AgiObserver):
         return await run_app(call, app, args)
 
     async def _dial(self, call: SimAgiChannel, args: str) -> int:
-        """``Dial(Local/101@agents,10)`` answered by a robot agent, as ``ami-session-2.txt``."""
-        calls, hub, me = self.calls, self.hub, self.ch
-        target = args.split(",", 1)[0].split("&", 1)[0]
-        spec = calls.config.agents.get(target, calls.config.default_agent)
-        tech, _, data = target.partition("/")
-        exten, _, context = data.partition("@")
-        base = f"{target}-{hub.new_sequence(tech)}"
-        local = tech.lower() == "local"
-        fields = {"context": context or "default", "exten": exten}
-        a1 = hub.new_channel(f"{base};1" if local else base, linkedid=me.linkedid, **fields)
-        legs = [a1]
-        hub.channel_event("Newchannel", a1)
-        if local:
-            a2 = hub.new_channel(f"{base};2", linkedid=me.linkedid, state=4, **fields)
-            legs.append(a2)
-            hub.channel_event("Newchannel", a2)
-        a1.exten = me.exten
-        a1.set_connected(me.caller_num, me.caller_name)
-        calls._callerid(a1, me.exten, me.caller_name, connected=False)
-        if local:
-            a2.set_connected(me.exten, me.caller_name)
-            calls._callerid(a2, me.caller_num, me.caller_name, connected=False)
-            bridge = [("Context", a2.context), ("Exten", a2.exten), ("LocalOptimization", "Yes")]
-            hub.publish(event("LocalBridge", "call", a1.block("LocalOne"), a2.block("LocalTwo"), bridge))
-        dial = [("DialString", data if local else target)]
-        hub.publish(event("DialBegin", "call", me.block(), a1.block("Dest"), dial))
-        await hub.clock.sleep_ms(spec.answer_after_ms)
-        if spec.kind != "answer":
-            status = "BUSY" if spec.kind == "busy" else "NOANSWER"
-            for leg in reversed(legs):
-                calls._hangup(leg, 17 if spec.kind == "busy" else 19)
-            hub.publish(event("DialEnd", "call", me.block(), a1.block("Dest"), [("DialStatus", status)]))
-            call.set_variable("DIALSTATUS", status)
-            return 0
-        device = target
-        legs[-1].priority = spec.answer_priority
-        for leg in reversed(legs):
-            calls._state(leg, 6)
-        a1.exten = ""
-        hub.publish(event("DialEnd", "call", me.block(), a1.block("Dest"), [("DialStatus", "ANSWER")]))
-        bridge_id = str(uuid.uuid4())
-        hub.publish(event("BridgeCreate", "call", _bridge(bridge_id, 0)))
-        hub.device_state(device, "INUSE")
-        calls.queues.device_status(device, 2)
-        hub.device_state(device, "INUSE")
-        hub.publish(event("BridgeEnter", "call", _bridge(bridge_id, 1), a1.block()))
-        hub.publish(event("BridgeEnter", "call", _bridge(bridge_id, 2), me.block()))
-        await hub.clock.sleep_ms(spec.talk_ms)
-        far = legs[-1]
-        far.priority = spec.hangup_priority
-        calls._request("SoftHangupRequest", far)
-        if local:
-            calls._request("HangupRequest", a1)
-            calls._hangup(far)
-        hub.publish(event("BridgeLeave", "call", _bridge(bridge_id, 1), a1.block()))
-        calls._hangup(a1)
-        calls.queues.device_status(device, 1)
-        hub.device_state(device, "NOT_INUSE")
-        hub.device_state(device, "NOT_INUSE")
-        hub.publish(event("BridgeLeave", "call", _bridge(bridge_id, 0), me.block()))
-        hub.publish(event("BridgeDestroy", "call", _bridge(bridge_id, 0)))
-        call.set_variable("DIALSTATUS", "ANSWER")
-        return -1
+        """``Dial`` to an agent's phone (:mod:`.agents`)."""
+        from callcenter.sim.agents import dial  # it imports this module
 
-
-def _bridge(bridge_id: str, count: int) -> Pairs:
-    return [
-        ("BridgeUniqueid", bridge_id), ("BridgeType", "basic"),
-        ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", "<unknown>"),
-        ("BridgeName", "<unknown>"), ("BridgeNumChannels", str(count)),
-        ("BridgeVideoSourceMode", "none"),
-    ]  # fmt: skip
+        return await dial(self.calls, self.ch, call, args)
 
 
 def agi_env(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,36 @@ class Caller:
             return self.steps[index]
         return HangUp() if self.hang_up_when_done else Silence()
 
+    def react(self, index: int, *, command: str, duration_ms: int | None, now_ms: float) -> Step:
+        """The step for the ``index``-th listening command (a script ignores what plays)."""
+        return self.step(index)
+
+    def patience_left_ms(self, now_ms: float) -> float | None:
+        """A scripted caller never tires of a ringing phone."""
+        return None
+
+
+class Script(Protocol):
+    """Whoever is on a simulated line: a scripted :class:`Caller`, or one that reacts to what
+    it hears (:class:`callcenter.sim.waiting.QueueCaller`). The channel asks for a step at
+    each command that listens, telling what plays (the AGI command line), for how long
+    (``None``: the file is missing) and when (the clock's virtual milliseconds)."""
+
+    @property
+    def number(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prelude(self) -> tuple[tuple[str, str], ...]: ...
+
+    def react(self, index: int, *, command: str, duration_ms: int | None, now_ms: float) -> Step: ...
+
+    def patience_left_ms(self, now_ms: float) -> float | None:
+        """How long the caller still holds on while a phone rings for them (``None``: for ever)."""
+        ...
+
 
 Kind = Literal["answer", "busy", "noanswer", "congestion", "failed"]
 
@@ -97,7 +127,7 @@ class Outcome:
 
     kind: Kind = "answer"
     after_ms: int = 0
-    caller: Caller = field(default_factory=Caller)
+    caller: Script = field(default_factory=Caller)
 
 
 class CitizenModel:

@@ -22,9 +22,13 @@ class ContextSpec:
 
 @dataclass(frozen=True, slots=True)
 class AgentSpec:
-    """A phone dialled with ``EXEC Dial``: rings, answers, talks, hangs up (``[agents]``)."""
+    """What a phone dialled with ``EXEC Dial`` does with one call (see :mod:`.agents`):
+    ``answer`` rings ``answer_after_ms``, answers (running ``Dial``'s ``U()`` gosub on its
+    channel), talks ``talk_ms`` and hangs up; ``busy`` declines after ``answer_after_ms``
+    (486: ``BUSY``); ``noanswer`` rings until Dial's timeout (``NOANSWER``); ``unavailable``
+    is a phone that is not registered (``CHANUNAVAIL`` at once, no channel)."""
 
-    kind: Literal["answer", "busy", "noanswer"] = "answer"
+    kind: Literal["answer", "busy", "noanswer", "unavailable"] = "answer"
     answer_after_ms: int = 1000
     talk_ms: int = 2000
     answer_priority: int = 3  # where [agents] runs Answer() and Hangup()
@@ -48,6 +52,9 @@ class SimConfig:
     dialplan: dict[str, ContextSpec] = field(default_factory=_default_dialplan)
     citizens: CitizenModel = field(default_factory=CitizenModel)
     agents: dict[str, AgentSpec] = field(default_factory=dict)
+    #: asked for each ring of a phone not in ``agents`` (``None``: ``default_agent``), so a
+    #: phone may behave differently from one call to the next
+    agent_rule: Callable[[str], AgentSpec | None] | None = None
     default_agent: AgentSpec = field(default_factory=AgentSpec)
     queues: dict[str, str] = field(default_factory=lambda: {"services": "leastrecent"})
     prompts: PromptLibrary = field(default_factory=PromptLibrary)
@@ -61,8 +68,10 @@ class SimConfig:
 
 
 def engine_dialplan() -> dict[str, ContextSpec]:
-    """Contexts named like the engine's (:mod:`callcenter.telephony.names`): inbound 1415 runs
-    the ``main`` script, an answered campaign call the ``outbound`` script. Use as
+    """Contexts named like the engine's (:mod:`callcenter.telephony.names`, as in
+    ``dialplans/extensions.conf``): inbound 1415 runs the ``main`` script, an answered campaign
+    call the ``outbound`` script, an answered callback the ``callback`` script, and the ``U()``
+    gosub of a Dial to an agent ``agent_answered`` on the agent's channel. Use as
     ``SimConfig(dialplan=engine_dialplan())``; the default follows the recordings instead
     (script ``ivr`` with argument ``main``)."""
     from callcenter.telephony import names  # owned by the dialplan side; imported on use
@@ -70,4 +79,10 @@ def engine_dialplan() -> dict[str, ContextSpec]:
     return {
         names.CTX_INBOUND: ContextSpec(script=names.AGI_MAIN, args=()),
         names.CTX_OUTBOUND: ContextSpec((("NoOp", "campaign call"),), names.AGI_OUTBOUND, ()),
+        names.CTX_CALLBACK: ContextSpec((("NoOp", "1415: callback"),), names.AGI_CALLBACK, ()),
+        names.CTX_AGENT_ANSWERED: ContextSpec(
+            (("NoOp", "1415: agent ${ARG2} answered entry ${ARG1}"),),
+            names.AGI_AGENT_ANSWERED,
+            ("${ARG1}", "${ARG2}"),
+        ),
     }

@@ -29,10 +29,17 @@ class SimClock:
     def __init__(self, time_scale: float = 1.0, wall: Callable[[], float] = time.time) -> None:
         self.time_scale = time_scale
         self.wall = wall
+        self._origin = time.monotonic()
 
     async def sleep_ms(self, ms: float) -> None:
         if ms > 0 and self.time_scale > 0:
             await asyncio.sleep(ms / 1000 * self.time_scale)
+
+    def now_ms(self) -> float:
+        """Virtual milliseconds since the clock began (real ones when nothing is scaled):
+        what a caller's patience is counted in."""
+        real_ms = (time.monotonic() - self._origin) * 1000
+        return real_ms / self.time_scale if self.time_scale > 0 else real_ms
 
 
 @dataclass

@@ -109,9 +109,21 @@ class Inbox:
             )
             if applied:
                 return Outcome(reply, step.event.value, recorded)
+            if not await self.store.pending(message_id):
+                return Outcome(None, "duplicate")  # processed meanwhile, by someone else
             ctx = None
             # another reply of this citizen moved the session first: read it again
         raise RuntimeError(f"message {message_id}: session kept changing; left for the reconciler")
+
+    async def resume(self, sms: InboundSms) -> Outcome | None:
+        """Process a stored message the engine never finished (a timeout or an outage between
+        the store and the step): None if it is not stored or was processed. Safe against a
+        concurrent processing of the same message: only one of them records anything."""
+        found = await self.store.find(sms.gateway, sms.gateway_id)
+        if found is None or found[3] != "received":
+            return None
+        message_id, phone, body, _ = found
+        return await self.process(message_id, phone, body)
 
     async def reprocess_stuck(self, older_than: datetime, limit: int = 500) -> list[tuple[int, str, Outcome]]:
         """Process stored messages a crash left unprocessed; returns (id, phone, outcome)."""
@@ -134,11 +146,13 @@ class Inbox:
             # Remember the wish even before the register knows the number.
             citizen_id = await self.store.new_citizen(phone, language)
             reply = phrase("opted_out", language)
-            await self.store.finish(message_id, citizen_id, reply, "out")
+            if not await self.store.finish(message_id, citizen_id, reply, "out"):
+                return Outcome(None, "duplicate")
             return Outcome(reply, Event.OPTED_OUT.value)
         log.info("reply from unknown sender %s", mask_phone(phone))
         reply = phrase("unknown_sender", language)
-        await self.store.finish(message_id, None, reply, None)
+        if not await self.store.finish(message_id, None, reply, None):
+            return Outcome(None, "duplicate")
         return Outcome(reply, "unknown_sender")
 
     async def _without_session(self, message_id: int, ctx: Context, command: Keyword | None) -> Outcome:
@@ -156,7 +170,8 @@ class Inbox:
             event, reply = Event.CLOSED.value, phrase("closed", language)
         else:
             event, reply = "no_inquiry", phrase("no_inquiry", language)
-        await self.store.finish(message_id, ctx.citizen_id, reply, opt)
+        if not await self.store.finish(message_id, ctx.citizen_id, reply, opt):
+            return Outcome(None, "duplicate")
         return Outcome(reply, event)
 
     async def _definition(self, inquiry_id: int, status: str | None) -> Inquiry:

@@ -94,11 +94,26 @@ class Store(Protocol):
         ...
 
     async def context(self, phone: str) -> Context: ...
+    async def pending(self, message_id: int) -> bool:
+        """Whether the message still waits for the engine (``received``)."""
+        ...
+
+    async def find(self, gateway: str, gateway_id: str) -> tuple[int, str, str, str] | None:
+        """A stored inbound message by its gateway id: (id, phone, body, status)."""
+        ...
+
     async def open_session(self, citizen_id: int, inquiry_id: int, first: str, language: str) -> None: ...
-    async def write_step(self, step: StepWrite) -> tuple[bool, bool]: ...
+    async def write_step(self, step: StepWrite) -> tuple[bool, bool]:
+        """(applied, answer recorded); not applied when the session moved meanwhile or the
+        message was processed already (each message is processed once, whoever tries)."""
+        ...
+
     async def finish(
         self, message_id: int, citizen_id: int | None, reply: str | None, opt: str | None
-    ) -> None: ...
+    ) -> bool:
+        """False: the message was processed already, by someone else."""
+        ...
+
     async def new_citizen(self, phone: str, language: str) -> int: ...
     async def stuck(self, older_than: datetime, limit: int) -> list[tuple[int, str, str]]: ...
     async def status(self, report: StatusReport) -> None: ...
@@ -213,6 +228,8 @@ class CoreStore:
     async def write_step(self, step: StepWrite) -> tuple[bool, bool]:
         s = step.session
         async with self.engine.begin() as conn:
+            if not await self._claim(conn, step.message_id):
+                return False, False
             if s.id is None:
                 created = (
                     await conn.execute(
@@ -288,9 +305,38 @@ class CoreStore:
 
     async def finish(
         self, message_id: int, citizen_id: int | None, reply: str | None, opt: str | None
-    ) -> None:
+    ) -> bool:
         async with self.engine.begin() as conn:
+            if not await self._claim(conn, message_id):
+                return False
             await self._finish(conn, message_id, citizen_id, reply, opt, None)
+        return True
+
+    @staticmethod
+    async def _claim(conn: AsyncConnection, message_id: int) -> bool:
+        """Lock the message's row for this transaction if it still waits for the engine: a
+        second processing of it (a replayed spool, the reconciler meeting a slow request)
+        waits here, then finds it processed and records nothing."""
+        claimed = await conn.execute(
+            update(M).where(M.c.id == message_id, M.c.status == "received").values(status="received")
+        )
+        return bool(claimed.rowcount)
+
+    async def pending(self, message_id: int) -> bool:
+        async with self.engine.connect() as conn:
+            status = (await conn.execute(select(M.c.status).where(M.c.id == message_id))).scalar_one_or_none()
+        return status == "received"
+
+    async def find(self, gateway: str, gateway_id: str) -> tuple[int, str, str, str] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(M.c.id, M.c.phone, M.c.body, M.c.status).where(
+                        M.c.gateway == gateway, M.c.gateway_id == gateway_id[:100], M.c.direction == "in"
+                    )
+                )
+            ).one_or_none()
+        return None if row is None else (int(row.id), row.phone, row.body, row.status)
 
     async def _finish(
         self,
@@ -408,12 +454,16 @@ class PgStore(CoreStore):
         "attempts, answered, status, version, started_at, updated_at) "
         "VALUES ($1, $2, 'sms', $3, $4, 0, '{}', 'active', 0, now(), now()) ON CONFLICT DO NOTHING"
     )
+    # g locks the message first (as CoreStore's claim does, so the two never deadlock) and
+    # only while it still waits for the engine: each message is processed once, whoever tries.
     STEP = """
-        WITH s AS (
+        WITH g AS (SELECT id FROM message WHERE id = $14 AND status = 'received' FOR UPDATE),
+        s AS (
             UPDATE inquiry_session SET question_key = $2, attempts = $3, status = $4,
                    answered = $5::json, channel = 'sms', updated_at = now(), version = version + 1,
                    completed_at = CASE WHEN $6::bool THEN now() ELSE completed_at END
-            WHERE id = $1 AND version = $7 RETURNING id),
+            WHERE id = $1 AND version = $7 AND EXISTS (SELECT 1 FROM g)
+            RETURNING id),
         a AS (
             INSERT INTO answer (inquiry_id, question_id, citizen_id, session_id, channel, raw,
                                 value, number, message_id, created_at)
@@ -434,13 +484,16 @@ class PgStore(CoreStore):
         """UPDATE inquiry_session SET question_key = $2, attempts = $3, status = $4,
                    answered = $5::json, channel = 'sms', updated_at = now(), version = version + 1,
                    completed_at = CASE WHEN $6::bool THEN now() ELSE completed_at END
-            WHERE id = $1 AND version = $7 RETURNING id""",
+            WHERE id = $1 AND version = $7 AND EXISTS (SELECT 1 FROM g)
+            RETURNING id""",
         """INSERT INTO inquiry_session (inquiry_id, citizen_id, channel, language, question_key,
                    attempts, answered, status, version, started_at, updated_at, completed_at)
             SELECT $8, $10, 'sms', $1, $2, $3, $5::json, $4, $7 + 1, now(), now(),
                    CASE WHEN $6::bool THEN now() END
+            WHERE EXISTS (SELECT 1 FROM g)
             ON CONFLICT DO NOTHING RETURNING id""",
     )
+    assert STEP_NEW != STEP
 
     SAVE_AND_CONTEXT = (
         "WITH m AS (" + SAVE + ") SELECT (SELECT id FROM m) AS message_id, ctx.* "

@@ -22,6 +22,11 @@ question marks). No reply is an empty body, which ``omit-empty = true`` turns in
 DLR (``GET /sms/kannel/dlr``), the ``dlr-url`` :func:`callcenter.sms.gateways.kannel.dlr_url`
 builds for each message: our ``ref``, ``status`` = ``%d``, ``answer`` = ``%A``.
 
+While the database is unreachable both are spooled (:mod:`callcenter.sms.spooling`) and
+answered 200 as usual, the inbound one with an empty body: its reply follows by sendsms once
+the spool is drained. Only when the spool cannot take them either is the answer 503, which
+smsbox retries (``http-request-retry``, ``http-queue-delay``).
+
 Usage: ``app.include_router(make_router(settings))`` with ``app.state.inbox`` set.
 """
 
@@ -40,6 +45,7 @@ from callcenter.settings import Settings
 from callcenter.sms.encoding import analyse
 from callcenter.sms.gateways.base import DeliveryState, InboundSms, SmsInbox, StatusReport
 from callcenter.sms.gateways.kannel import DLR_PATH, INBOUND_PATH, kannel_literal
+from callcenter.sms.spool import SpoolError
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +120,11 @@ def _bad_request(detail: str) -> Response:
     return PlainTextResponse(f"bad request: {detail}\n", status_code=400)
 
 
+def _spool_refused(exc: SpoolError) -> Response:
+    """503: smsbox retries (``http-request-retry``); the body is never sent to the phone."""
+    return PlainTextResponse(f"unavailable: {exc}\n", status_code=503)
+
+
 async def _inbound_params(request: Request) -> tuple[dict[str, bytes], bytes | None]:
     """The parameters (query, plus a form body) and, for a ``post-url``, the raw body text.
 
@@ -166,15 +177,22 @@ def make_router(settings: Settings) -> APIRouter:
             body=text,
             to=_str(params.get("to")).strip(),
         )
-        reply = await _inbox(request).receive(sms)
-        if not reply:
+        try:
+            reply = await _inbox(request).receive(sms)
+        except SpoolError as exc:
+            return _spool_refused(exc)
+        if not reply:  # none, or spooled while the database is away: the reply comes by sendsms
             return Response(status_code=200, content=b"", media_type=_TEXT)
         headers = {"X-Kannel-Coding": "2"} if analyse(reply).encoding != "gsm7" else None
         return PlainTextResponse(reply, headers=headers)
 
-    @router.api_route(DLR_PATH, methods=["GET", "POST"], status_code=204, response_class=Response)
+    @router.api_route(DLR_PATH, methods=["GET", "POST"], response_class=Response)
     async def kannel_dlr(request: Request) -> Response:
-        """A delivery report for a message we sent with ``dlr-url``."""
+        """A delivery report for a message we sent with ``dlr-url``.
+
+        Answered 200 with an empty body: smsbox counts anything but 200 and 202 as a failed
+        call and, with ``http-request-retry`` set, calls again (a 204 was retried every time).
+        """
         params = _raw_params(request.scope.get("query_string", b""))
         if not secret_ok(params):
             return _forbidden()
@@ -191,7 +209,10 @@ def make_router(settings: Settings) -> APIRouter:
             kind = "SMSC reject" if status == "16" else "undelivered"
             error = f"{kind}: {answer}" if answer else kind
         report = StatusReport(gateway="kannel", state=state, ref=ref, error=error)
-        await _inbox(request).status(report)
-        return Response(status_code=204)
+        try:
+            await _inbox(request).status(report)
+        except SpoolError as exc:
+            return _spool_refused(exc)
+        return Response(status_code=200, content=b"", media_type=_TEXT)
 
     return router

@@ -8,6 +8,11 @@ The Twilio inbound route is the hot path of a poll (thousands of replies a secon
 minutes after a send), so it reads the body once, parses it with ``parse_qsl`` instead of
 the general multipart machinery, validates once and awaits nothing but the inbox.
 
+While the database is unreachable, ``app.state.inbox`` (a ``SpoolingInbox``) spools what
+the engine cannot store and answers as if there were no reply (empty TwiML); the reply goes
+out through the gateway once the spool is drained. A wrong signature is refused first,
+outage or not. Only when the spool cannot take it either is the answer 503.
+
 Usage: ``app.include_router(make_router(settings))`` with ``app.state.inbox`` set.
 """
 
@@ -26,6 +31,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from callcenter.settings import Settings
 from callcenter.sms.gateways.base import DeliveryState, InboundSms, SmsInbox, StatusReport
 from callcenter.sms.gateways.twilio import INBOUND_PATH, STATUS_CALLBACK_PATH, validate_request
+from callcenter.sms.spool import SpoolError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,11 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+def _spool_refused(exc: SpoolError) -> JSONResponse:
+    """Neither the database nor the spool could take it: 503, the gateway's cue to retry."""
+    return _error(503, exc.error_id, str(exc))
+
+
 async def _signed_form(request: Request, settings: Settings) -> dict[str, str] | None:
     """The form fields of a request Twilio signed, or None when the signature is wrong.
 
@@ -131,7 +142,11 @@ def make_twilio_inbound(settings: Settings) -> Callable[[Request], Awaitable[Res
             body=form.get("Body", ""),
             to=form.get("To", ""),
         )
-        return _twiml(await _inbox(request).receive(sms))
+        try:
+            reply = await _inbox(request).receive(sms)
+        except SpoolError as exc:
+            return _spool_refused(exc)
+        return _twiml(reply)
 
     return twilio_inbound
 
@@ -169,13 +184,18 @@ def make_router(settings: Settings) -> APIRouter:
         if state == "failed":
             error = form.get("ErrorCode") or status
         report = StatusReport(gateway="twilio", state=state, gateway_id=sid, error=error)
-        await _inbox(request).status(report)
+        try:
+            await _inbox(request).status(report)
+        except SpoolError as exc:
+            return _spool_refused(exc)
         return Response(status_code=204)
 
     if settings.sms_gateway == "loopback" or settings.env != "production":
 
-        @router.post("/sms/loopback/inbound")
-        async def loopback_inbound(payload: LoopbackInbound, request: Request) -> dict[str, str | None]:
+        @router.post("/sms/loopback/inbound", response_model=None)
+        async def loopback_inbound(
+            payload: LoopbackInbound, request: Request
+        ) -> dict[str, str | None] | Response:
             """A simulated reply; the inline reply comes back as JSON."""
             sms = InboundSms(
                 gateway="loopback",
@@ -184,7 +204,10 @@ def make_router(settings: Settings) -> APIRouter:
                 body=payload.body,
                 to=payload.to,
             )
-            return {"reply": await _inbox(request).receive(sms)}
+            try:
+                return {"reply": await _inbox(request).receive(sms)}
+            except SpoolError as exc:
+                return _spool_refused(exc)
 
         @router.post("/sms/loopback/status", status_code=204, response_class=Response)
         async def loopback_status(payload: LoopbackStatus, request: Request) -> Response:
@@ -196,7 +219,10 @@ def make_router(settings: Settings) -> APIRouter:
                 gateway_id=payload.id,
                 error=payload.error,
             )
-            await _inbox(request).status(report)
+            try:
+                await _inbox(request).status(report)
+            except SpoolError as exc:
+                return _spool_refused(exc)
             return Response(status_code=204)
 
     return router

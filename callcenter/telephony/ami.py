@@ -426,6 +426,16 @@ class AmiClient:
         await self.send_action(action, reply_timeout=wait)
         return str(action["ActionID"])
 
+    async def redirect(self, *, channel: str, context: str, exten: str, priority: int = 1) -> None:
+        """Send a channel elsewhere in the dialplan (the application it runs ends: an AGI
+        session hears ``HANGUP``; a channel in a Dial leaves it and the other leg hangs up).
+        A channel that no longer exists raises :class:`AmiActionError` ("Channel does not
+        exist")."""
+        await self.send_action(
+            {"Action": "Redirect", "Channel": channel, "Context": context, "Exten": exten,
+             "Priority": str(priority)}
+        )  # fmt: skip
+
     # -- events -------------------------------------------------------------------------------
 
     def on(self, pattern: str, callback: EventCallback) -> EventCallback:

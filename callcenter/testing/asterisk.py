@@ -513,20 +513,23 @@ class AsteriskInstance:
         delay_ms: int = 1000,
         hangup_after_ms: int = 2000,
         timeout_s: float = 30.0,
+        port: int | None = None,
     ) -> SippProcess:
-        """Start the trunk's far end: a SIPp UAS on :attr:`uas_port` handling ``calls`` calls
-        with ``behaviour``; await :meth:`SippProcess.wait` for its result."""
+        """Start the trunk's far end: a SIPp UAS on :attr:`uas_port` (or ``port``: an agent's
+        phone, say) handling ``calls`` calls with ``behaviour``; await
+        :meth:`SippProcess.wait` for its result."""
+        port = port or self.uas_port
         template = f"uas_{behaviour.value}.xml"
         scenario = self._scenario(
             template, DTMF=dtmf_xml(keys, self.workdir), DELAY_MS=str(delay_ms),
             HANGUP_AFTER_MS=str(hangup_after_ms),
         )  # fmt: skip
-        argv = ["-sf", str(scenario), "-p", str(self.uas_port), "-m", str(calls)]
+        argv = ["-sf", str(scenario), "-p", str(port), "-m", str(calls)]
         proc = await SippProcess.spawn(self.tools, argv, self.workdir, timeout_s=timeout_s)
         self._sipps.append(proc)
         deadline = time.monotonic() + 5
-        while not _udp_bound(self.uas_port):
+        while not _udp_bound(port):
             if proc.returncode is not None or time.monotonic() > deadline:
-                raise AsteriskError(f"SIPp UAS did not bind {self.uas_port}: {await proc.wait()}")
+                raise AsteriskError(f"SIPp UAS did not bind {port}: {await proc.wait()}")
             await asyncio.sleep(0.02)
         return proc

@@ -104,8 +104,15 @@ def render_config(
     password: str,
     admin_password: str,
     get_url: str | None,
+    http_request_retry: int = 3,
+    http_queue_delay: int = 1,
 ) -> str:
-    """kannel.conf for the lab, tuned for throughput (see the comments in the text)."""
+    """kannel.conf for the lab, tuned for throughput (see the comments in the text).
+
+    ``http_request_retry`` / ``http_queue_delay``: smsbox retries a get-url or dlr-url call
+    that failed that many times, that many seconds apart (the lab retries fast; the README
+    gives production values).
+    """
     for value in (username, password, admin_password, get_url or ""):
         if '"' in value or "\n" in value:
             raise ValueError(f"kannel.conf cannot quote {value!r}")
@@ -163,6 +170,15 @@ mo-recode = true
 log-level = 3
 http-timeout = 30
 max-pending-requests = 512
+# A get-url or dlr-url call that fails (no connection, a timeout, any status but 200 or 202)
+# is retried, http-queue-delay seconds apart; the retries wait in smsbox's memory. The engine
+# answers 503 only when neither its database nor its spool can take a message.
+http-request-retry = {http_request_retry}
+http-queue-delay = {http_queue_delay}
+# When every retry failed, Kannel would text the citizen its own English error: empty texts
+# with omit-empty send nothing instead.
+reply-couldnotfetch = ""
+reply-requestfailed = ""
 
 group = sendsms-user
 username = "{username}"
@@ -234,8 +250,12 @@ class KannelLab:
         verbosity: int = 3,
         start_timeout: float = 20.0,
         keep_dir: bool = False,
+        http_request_retry: int = 3,
+        http_queue_delay: int = 1,
     ) -> None:
         self.get_url = get_url
+        self.http_request_retry = http_request_retry
+        self.http_queue_delay = http_queue_delay
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.short_code = short_code
@@ -342,6 +362,8 @@ class KannelLab:
                 password=self.password,
                 admin_password=self.admin_password,
                 get_url=self.get_url,
+                http_request_retry=self.http_request_retry,
+                http_queue_delay=self.http_queue_delay,
             ),
             encoding="utf-8",
         )

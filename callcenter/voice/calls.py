@@ -24,6 +24,7 @@ class CallOutcome(StrEnum):
     """``Call.outcome`` as the IVR writes it (all final: the IVR never retries a call)."""
 
     COMPLETED = "completed"  # the inquiry was completed during this call
+    CONNECTED = "connected"  # the caller talked to an agent
     CALLBACK = "callback"  # a service request / callback ticket was stored
     ANSWERED = "answered"  # the IVR ran to its end without either
     ABANDONED = "abandoned"  # the caller hung up before the end

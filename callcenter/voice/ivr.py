@@ -10,8 +10,12 @@ Usage::
 or, for benchmarks and a bare deployment: ``python -m callcenter.voice.ivr --port 4573``.
 
 ``main``: the greeting (Arabic; 9 switches to English), then the menu: 1 the open inquiry,
-2 a service request, 0 an agent, 3 the status of a request by its reference. Every call
-gets a Call row, closed with its outcome however the call ends.
+2 a service request, 0 an agent (both wait in a queue for an agent, see :mod:`.to_agent`,
+or store a callback ticket when there is no queue), 3 the status of a request by its
+reference. Every call gets a Call row, closed with its outcome however the call ends.
+``agent_answered`` runs on an agent's channel as the agent answers a caller put through;
+``transfer`` holds a caller an agent transferred to another queue (``[agent-transfer]``).
+With ``CALLCENTER_RECORD_CALLS`` the greeting says that calls may be recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcenter.desk.acd import Acd
+from callcenter.desk.call_control import take_transfer
 from callcenter.inquiry.definition import Language
 from callcenter.prompts import inquiry_text_prompt_id
 from callcenter.settings import Settings
@@ -34,6 +40,7 @@ from callcenter.voice.ivr_inquiry import Keypad, KeypadResult, Progress
 from callcenter.voice.ivr_prompts import STATUS_PROMPTS, Prompts, listen, reference_ids
 from callcenter.voice.ivr_store import VoiceStore, phone_of
 from callcenter.voice.tickets import CALLBACK, SERVICE, create_ticket, find_ticket
+from callcenter.voice.to_agent import Handoff, ToAgent, queue_for_key
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +54,16 @@ Flow = Callable[[AgiChannel, Progress], Awaitable[None]]
 
 
 class Ivr:
-    """The handlers of both scripts, sharing one store (and its definition cache)."""
+    """The handlers of the scripts, sharing one store (and its definition cache). Without an
+    ``acd`` keys 2 and 0 store a callback ticket (no agents)."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, acd: Acd | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.store = VoiceStore(engine)
         self.prompts = Prompts(settings)
         self.keypad = Keypad(self.store, self.prompts)
+        self.to_agent = ToAgent(settings, engine, acd, self.prompts) if acd is not None else None
 
     # -- the scripts ----------------------------------------------------------------------------
 
@@ -90,6 +99,72 @@ class Ivr:
 
         await self._recorded(call, start, progress, flow)
 
+    async def callback(self, call: AgiChannel) -> None:
+        """A callback the citizen answered (``[callback-connect]``): through to the reserved agent."""
+        entry = await call.get_variable(names.VAR_ENTRY) or ""
+        agent = await call.get_variable(names.VAR_AGENT) or ""
+        callback_id = _int(await call.get_variable(names.VAR_CALLBACK))
+        raw = await call.get_variable(names.VAR_CITIZEN) or ""
+        phone = phone_of(raw, self.settings.default_region)
+        progress = Progress(self.settings.default_language)
+        found = await self.store.citizen(phone) if phone else None
+        if found is not None:
+            progress.citizen_id, progress.language = found
+        start = CallStart(
+            "out", call.env.uniqueid, call.name, phone or raw, progress.language, progress.citizen_id
+        )
+        to_agent = self.to_agent
+
+        async def flow(call: AgiChannel, progress: Progress) -> None:
+            if to_agent is None or callback_id is None or not entry or not agent:
+                log.warning("callback call %s without routing or its variables", call.name)
+                await self._bye(call, progress.language, "technical-error")
+                return
+            await call.answer()
+            await to_agent.called_back(call, progress, entry_id=entry, agent=agent, callback_id=callback_id)
+            await self._bye(call, progress.language, "goodbye")
+
+        await self._recorded(call, start, progress, flow)
+
+    async def transfer(self, call: AgiChannel) -> None:
+        """``[agent-transfer]``: the caller an agent transferred from the desk (the argument is
+        the transfer's id), into the other queue at the place kept for them."""
+        args = call.env.arguments
+        to_agent = self.to_agent
+        pending = None
+        if to_agent is not None and args:
+            pending = await take_transfer(to_agent.acd.redis, to_agent.acd.store.keys.prefix, args[0])
+        raw = call.env.callerid or ""
+        phone = phone_of(raw, self.settings.default_region)
+        progress = Progress(self.settings.default_language)
+        if pending is not None:
+            progress.language = "en" if pending.caller.language == "en" else "ar"
+            progress.citizen_id = pending.caller.citizen_id
+            progress.path = list(pending.caller.path)
+        elif phone:
+            progress.citizen_id = await self.store.citizen_id(phone)
+        start = CallStart(
+            "in", call.env.uniqueid, call.name, phone or raw, progress.language, progress.citizen_id
+        )
+
+        async def flow(call: AgiChannel, progress: Progress) -> None:
+            if to_agent is None or pending is None:  # expired, taken, or no routing here
+                log.warning("transfer %r on %s: nothing pending", args[0] if args else "", call.name)
+                await self._bye(call, progress.language, "technical-error", "call-later")
+                return
+            handoff = await to_agent.transferred(call, progress, pending)
+            if handoff is Handoff.NOT_QUEUED:
+                kind = SERVICE if pending.queue == self.settings.queue_for_key_2 else CALLBACK
+                await self._callback_ticket(call, progress, kind)
+            await self._bye(call, progress.language, "goodbye")
+
+        await self._recorded(call, start, progress, flow)
+
+    async def agent_answered(self, call: AgiChannel) -> None:
+        """The ``[agent-answered]`` gosub: the agent picked up (the agent goes on call)."""
+        if self.to_agent is not None:
+            await self.to_agent.agent_answered(call)
+
     async def _recorded(self, call: AgiChannel, start: CallStart, progress: Progress, flow: Flow) -> None:
         """Run ``flow`` between opening and closing the call's row."""
         call_id = await open_call(self.engine, start)
@@ -122,16 +197,19 @@ class Ivr:
         if choice == "1":
             await self._inbound_inquiry(call, progress)
         elif choice == "2":
-            await self.hand_off(call, progress, kind=SERVICE)
+            await self.hand_off(call, progress, kind=SERVICE, key="2")
         elif choice == "0":
-            await self.hand_off(call, progress, kind=CALLBACK)
+            await self.hand_off(call, progress, kind=CALLBACK, key="0")
         elif choice == "3":
             await self._status(call, progress)
         await self._bye(call, progress.language, "goodbye")
 
     async def _menu(self, call: AgiChannel, progress: Progress) -> str | None:
         """The menu key, or None after :data:`MENU_ATTEMPTS` invalid or missing keys."""
-        head: tuple[str, ...] = ("greeting", "for-english") if progress.language == "ar" else ("greeting",)
+        greeting: tuple[str, ...] = ("greeting",)
+        if self.settings.record_calls:
+            greeting = ("greeting", "recording-notice")
+        head: tuple[str, ...] = (*greeting, "for-english") if progress.language == "ar" else greeting
         notice: tuple[str, ...] = ()
         attempts = 0
         while attempts < MENU_ATTEMPTS:
@@ -140,10 +218,12 @@ class Ivr:
             key = await listen(call, paths, MENU_TIMEOUT_MS, 1)
             head = ()
             if key in ("1", "2", "3", "0"):
+                progress.path.append(key)
                 return key
             if key == "9" and progress.language == "ar":
                 progress.language = "en"
-                head, notice = ("greeting",), ()
+                progress.path.append(key)
+                head, notice = greeting, ()
                 continue
             if key == "*":
                 notice = ()
@@ -178,12 +258,21 @@ class Ivr:
         elif result is KeypadResult.CLOSED:
             await self._play(call, language, "no-open-inquiry")
 
-    async def hand_off(self, call: AgiChannel, progress: Progress, *, kind: str) -> None:
-        """Where a caller reaches a person (option 2 service request, option 0 agent).
+    async def hand_off(self, call: AgiChannel, progress: Progress, *, kind: str, key: str = "") -> None:
+        """Where a caller reaches a person (option 2 service request, option 0 agent): the
+        queue the key maps to (settings ``queue_for_key_*``); without one (or without routing)
+        the request is stored as a ticket to call back, and the caller hears its reference."""
+        queue = queue_for_key(self.settings, key)
+        if self.to_agent is not None and queue is not None:
+            handoff = await self.to_agent.run(
+                call, progress, queue=queue, kind=kind, path=tuple(progress.path)
+            )
+            if handoff is not Handoff.NOT_QUEUED:
+                return
+        await self._callback_ticket(call, progress, kind)
 
-        There are no agents yet, so every agent is busy: the request is stored as a ticket to
-        call back, and the caller hears its reference. The agents feature replaces the body
-        (queue, and a ticket only when nobody answers)."""
+    async def _callback_ticket(self, call: AgiChannel, progress: Progress, kind: str) -> None:
+        """The request kept as a ticket to call back; the caller hears its reference."""
         phone = phone_of(call.env.callerid, self.settings.default_region) or (call.env.callerid or "")
         ticket = await create_ticket(
             self.engine, kind=kind, phone=phone, citizen_id=progress.citizen_id,
@@ -245,6 +334,8 @@ class Ivr:
 def _outcome(progress: Progress, *, hung_up: bool) -> CallOutcome:
     if progress.completed:
         return CallOutcome.COMPLETED
+    if progress.connected:
+        return CallOutcome.CONNECTED
     if progress.ticket:
         return CallOutcome.CALLBACK
     return CallOutcome.ABANDONED if hung_up else CallOutcome.ANSWERED
@@ -261,9 +352,11 @@ def make_agi_server(
     host: str | None = None,
     port: int | None = None,
     on_command: CommandHook | None = None,
+    acd: Acd | None = None,
 ) -> AgiServer:
-    """A FastAGI server with the ``main`` and ``outbound`` scripts (not started yet)."""
-    ivr = Ivr(settings, engine)
+    """A FastAGI server with the ``main``, ``outbound`` and ``agent_answered`` scripts (not
+    started yet); ``acd``: callers to agents through this routing state."""
+    ivr = Ivr(settings, engine, acd)
     server = AgiServer(
         host if host is not None else settings.agi_host,
         port if port is not None else settings.agi_port,
@@ -271,6 +364,9 @@ def make_agi_server(
     )
     server.register(names.AGI_MAIN, ivr.main)
     server.register(names.AGI_OUTBOUND, ivr.outbound)
+    server.register(names.AGI_AGENT_ANSWERED, ivr.agent_answered)
+    server.register(names.AGI_CALLBACK, ivr.callback)
+    server.register(names.AGI_TRANSFER, ivr.transfer)
     return server
 
 

@@ -10,7 +10,7 @@ silence is an invalid attempt, and the engine's bounded retries move on.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from callcenter.inquiry.definition import Inquiry, Language, QuestionKind
@@ -42,6 +42,8 @@ class Progress:
     completed: bool = False
     ticket: bool = False
     call_id: int | None = None
+    connected: bool = False  # talked to an agent
+    path: list[str] = field(default_factory=list)  # the menu keys taken (9 for English, then 0 ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,7 @@ async def create_ticket(
     call_id: int | None = None,
     callback: bool = True,
     notes: str = "",
+    municipality_id: int | None = None,
 ) -> TicketInfo:
     async with engine.begin() as conn:
         ticket_id = (
@@ -73,6 +74,7 @@ async def create_ticket(
                     phone=phone[:32],
                     citizen_id=citizen_id,
                     call_id=call_id,
+                    municipality_id=municipality_id,
                     callback=callback,
                     notes=notes[:2000],
                     status="open",

@@ -19,9 +19,11 @@ from callcenter.inquiry.schema import InquiryFileError
 from callcenter.redis_conn import redis_url
 from callcenter.settings import Settings, get_settings
 from callcenter.sms import kannel_webhooks, webhooks
+from callcenter.sms.drain import spooled_webhooks
 from callcenter.sms.inbox import Inbox
 from callcenter.web import pages
 from callcenter.web.api import campaigns, citizens, inquiries
+from callcenter.web.api import results as results_api
 from callcenter.web.deps import database_scope
 from callcenter.web.errors import install_error_pages
 from callcenter.web.guard import authorize
@@ -35,9 +37,16 @@ PAGES = (
     pages.admin_users,
     pages.admin_municipalities,
     pages.admin_audit,
+    pages.admin_margins,
     pages.inquiries,
     pages.campaigns,
     pages.prompts,
+    pages.results,
+    pages.public_results,
+    pages.desk,
+    pages.desk_call,
+    pages.wallboard,
+    pages.supervise,
     pages.live,
 )
 
@@ -49,13 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.engine = engine
+        app.state.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.redis = await create_pool(RedisSettings.from_dsn(redis_url(settings)))
-        app.state.inbox = Inbox(engine, settings)
-        await app.state.inbox.store.warm()
+        inbox = Inbox(engine, settings)
         try:
-            yield
+            # while the database is away the webhooks spool; the drainer stores it all later
+            async with spooled_webhooks(settings, inbox, engine=engine, redis=app.state.redis) as hooks:
+                app.state.inbox = hooks
+                yield
         finally:
-            await app.state.inbox.aclose()
+            await inbox.aclose()
             await app.state.redis.aclose()
             await engine.dispose()
 
@@ -74,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in PAGES:
         app.include_router(module.router)
     app.include_router(inquiries.router)
+    app.include_router(results_api.router)
     app.include_router(campaigns.router)
     app.include_router(citizens.router)
     app.include_router(webhooks.make_router(settings))

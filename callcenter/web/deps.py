@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter.audit import Actor
+from callcenter.desk.call_control import AmiOpener, ami_opener
 from callcenter.settings import Settings
 
 # async, all of them: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop
@@ -26,15 +27,24 @@ async def get_engine(request: Request) -> AsyncEngine:
     return engine
 
 
+async def get_reader(request: Request) -> AsyncEngine:
+    """The engine in autocommit, for reads: each statement runs on its own, without the BEGIN and
+    COMMIT round trips of a transaction. Under READ COMMITTED every statement of a transaction
+    takes its own snapshot anyway, so reads see the same data. Writes use the engine or the
+    request's session."""
+    reader: AsyncEngine = request.app.state.reader
+    return reader
+
+
 async def get_redis(request: Request) -> ArqRedis:
     redis: ArqRedis = request.app.state.redis
     return redis
 
 
 async def request_db(request: Request) -> AsyncSession:
-    """The request's one database session (opened on first use, in a transaction): the guard
-    reads the login session with it and the page works in it, so a page costs one connection
-    checkout and one transaction. ``database_scope`` commits or rolls it back."""
+    """The request's one database session (opened on first use, in a transaction), for the
+    page's work; ``database_scope`` commits or rolls it back. (The guard reads the login
+    session before, on a connection of its own from ``get_reader``.)"""
     session: AsyncSession | None = getattr(request.state, "db", None)
     if session is None:
         session = AsyncSession(request.app.state.engine, expire_on_commit=False)
@@ -61,6 +71,13 @@ async def database_scope(request: Request) -> AsyncIterator[None]:
                 await session.close()
 
 
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a page that only reads: on the reader (autocommit, see ``get_reader``),
+    so it costs no BEGIN or COMMIT round trip; closed when the route returns."""
+    async with AsyncSession(request.app.state.reader, expire_on_commit=False) as session:
+        yield session
+
+
 async def get_session(request: Request) -> AsyncSession:
     """The request's session (see ``request_db``); it commits when the route returns without error."""
     return await request_db(request)
@@ -76,8 +93,17 @@ async def get_actor(request: Request) -> Actor:
     return principal.actor(client_address(request))
 
 
+async def get_ami(request: Request) -> AmiOpener:
+    """A short-lived AMI connection with the settings, opened when a page acts on a call (the
+    desk's transfer and call back, the wallboard's listen / whisper / barge)."""
+    return ami_opener(request.app.state.settings)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+ReaderDep = Annotated[AsyncEngine, Depends(get_reader)]
 RedisDep = Annotated[ArqRedis, Depends(get_redis)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session, scope="function")]
 ActorDep = Annotated[Actor, Depends(get_actor)]
+AmiDep = Annotated[AmiOpener, Depends(get_ami)]

@@ -25,7 +25,7 @@ from callcenter.accounts.sessions import load as load_session
 from callcenter.accounts.tokens import load_token
 from callcenter.errors import CallCenterError
 from callcenter.settings import Settings
-from callcenter.web.deps import request_db
+from callcenter.web.deps import get_reader
 from callcenter.web.i18n import current_language
 from callcenter.web.policy import POLICIES, Policy
 
@@ -82,20 +82,19 @@ async def authenticate(request: Request) -> Principal | None:
         if machine is not None and hmac.compare_digest(given.encode(), machine.encode()):
             principal = _machine("api")
         elif given:
-            principal = await load_token(await request_db(request), given, now=now)
+            async with (await get_reader(request)).connect() as conn:
+                principal = await load_token(conn, given, now=now)
     elif token := request.cookies.get(COOKIE):
-        principal = await load_session(
-            await request_db(request), token, idle=timedelta(minutes=settings.session_idle_minutes), now=now
-        )
+        # a connection of its own, given back before the page runs: a page never waits for a
+        # second connection while holding this one (pool deadlock); in autocommit, so the
+        # lookup is one round trip and the occasional ``last_seen_at`` write is kept at once
+        async with (await get_reader(request)).connect() as conn:
+            idle = timedelta(minutes=settings.session_idle_minutes)
+            principal = await load_session(conn, token, idle=idle, now=now)
     elif is_api(request) and settings.api_token is None and settings.env != "production":
         # development and tests without a machine token: the API is open, as before accounts
         principal = _machine("dev")
     request.state.principal = principal
-    db = getattr(request.state, "db", None)
-    if db is not None:
-        # give the connection back before the page runs: a page that opens connections of
-        # its own must never wait for a second one while holding this one (pool deadlock)
-        await db.commit()
     if principal is not None and principal.via == "session":
         current_language.set("en" if principal.language == "en" else "ar")
     return principal

@@ -42,9 +42,10 @@ def staff(*roles: Role, scope: str | None = None) -> Policy:
     return Policy("staff", frozenset(roles), scope)
 
 
-A, OP, S, AN = Role.admin, Role.operator, Role.supervisor, Role.analyst
+A, OP, S, AN, AG = Role.admin, Role.operator, Role.supervisor, Role.analyst, Role.agent
 RUNNERS = (A, OP)  # run inquiries and campaigns
 WATCHERS = (A, OP, S, AN)  # read inquiries and campaigns
+CALL_CENTRE = (A, S)  # watch the queues and agents
 
 #: (method, path) -> policy. HEAD is checked as GET.
 POLICIES: Final[dict[tuple[str, str], Policy]] = {
@@ -68,6 +69,7 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("POST", "/api/inquiries/{ref}/status"): staff(*RUNNERS, scope="inquiries:write"),
     ("GET", "/api/inquiries/{ref}/results"): staff(A, OP, AN, scope="results:read"),
     ("GET", "/api/inquiries/{ref}/export.csv"): staff(A, AN, scope="results:read"),
+    ("GET", "/api/inquiries/{ref}/estimates"): staff(A, OP, AN, scope="results:read"),
     ("POST", "/api/campaigns"): staff(*RUNNERS, scope="campaigns:write"),
     ("GET", "/api/campaigns/{campaign_id}"): staff(*WATCHERS, scope="campaigns:read"),
     ("POST", "/api/campaigns/{campaign_id}/start"): staff(*RUNNERS, scope="campaigns:write"),
@@ -107,6 +109,16 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("POST", "/admin/municipalities/{municipality_id}"): staff(A),
     ("GET", "/admin/audit"): staff(A),
     ("GET", "/admin/audit.csv"): staff(A),
+    ("GET", "/admin/margins"): staff(A),
+    ("POST", "/admin/margins"): staff(A),
+    ("POST", "/admin/margins/delete"): staff(A),
+    # the analysts' workspace (the handlers narrow every read to the reader's municipalities)
+    ("GET", "/results"): staff(A, AN),
+    ("GET", "/results/{slug}"): staff(A, AN),
+    ("GET", "/results/{slug}/rates"): staff(A, AN),
+    ("GET", "/results/{slug}/export"): staff(A, AN),
+    ("POST", "/results/{slug}/public"): staff(A),  # publish the public results page (if enabled)
+    ("GET", "/public/results/{slug}"): PUBLIC,  # 404 unless enabled and published
     # inquiries and campaigns
     ("GET", "/inquiries"): staff(*WATCHERS),
     ("GET", "/inquiries/new"): staff(*RUNNERS),
@@ -122,6 +134,21 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("POST", "/campaigns/{campaign_id}/pause"): staff(*RUNNERS),
     ("POST", "/campaigns/{campaign_id}/resume"): staff(*RUNNERS),
     ("POST", "/campaigns/{campaign_id}/cancel"): staff(*RUNNERS),
+    # the call centre: the agent's desk, the supervisors' wallboard and interval reports
+    ("GET", "/desk"): staff(AG),
+    ("GET", "/desk/state"): staff(AG),
+    ("GET", "/desk/card"): staff(AG),
+    ("POST", "/desk/state"): staff(AG),
+    ("POST", "/desk/notes"): staff(AG),  # during a call, and after it (the handlers check the
+    ("POST", "/desk/transfer"): staff(AG),  # call is the agent's own, now)
+    ("POST", "/desk/call-back"): staff(AG),
+    ("POST", "/desk/ticket"): staff(AG),
+    ("GET", "/wallboard"): staff(*CALL_CENTRE),
+    ("GET", "/wallboard/figures"): staff(*CALL_CENTRE),
+    ("GET", "/wallboard/report"): staff(*CALL_CENTRE),
+    ("GET", "/wallboard/report.csv"): staff(*CALL_CENTRE),
+    ("POST", "/wallboard/agents/{agent_id}/spy"): staff(*CALL_CENTRE),  # listen, whisper, barge
+    ("GET", "/wallboard/recordings/{entry}"): staff(*CALL_CENTRE),  # every playback audited
     # live updates (Server-Sent Events); the handler checks each topic against the role
     ("GET", "/live"): ANY_STAFF,
     # voice prompts

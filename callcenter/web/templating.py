@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
+from jinja2.nodes import EvalContext
+from markupsafe import Markup, escape
 
 from callcenter.accounts.principal import Principal
 from callcenter.accounts.roles import LABELS
@@ -26,12 +28,13 @@ from callcenter.messages import N_
 from callcenter.phones import mask_phone
 from callcenter.settings import Settings
 from callcenter.web.guard import ANON_CSRF_COOKIE
-from callcenter.web.i18n import DIRECTION, current_language, gettext, ngettext
+from callcenter.web.i18n import DIRECTION, current_language, gettext, ngettext, translate
 from callcenter.web.policy import POLICIES
 
 WEB = Path(__file__).resolve().parent
 STATIC = WEB / "static"
 TEMPLATES = WEB / "templates"
+TRIPOLI = ZoneInfo("Africa/Tripoli")
 
 
 @cache
@@ -53,14 +56,59 @@ def _number(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _clock(seconds: float | None) -> str:
+    """A duration as a clock: ``4:05``, ``1:02:09``; ``—`` when unknown."""
+    if seconds is None:
+        return "—"
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _percent(share: float | None) -> str:
+    """A share 0..1 as a whole percentage (``83%``); ``—`` when unknown."""
+    return "—" if share is None else f"{round(share * 100)}%"
+
+
 def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> Markup:
     """A time in Tripoli, isolated left-to-right so an Arabic line keeps date before hour."""
     if value is None:
         return Markup("—")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    text = value.astimezone(ZoneInfo("Africa/Tripoli")).strftime(fmt)
-    return Markup('<bdi dir="ltr">{}</bdi>').format(text)
+    text = escape(value.astimezone(TRIPOLI).strftime(fmt))
+    return Markup(f'<bdi dir="ltr">{text}</bdi>')
+
+
+@jinja2.pass_eval_context
+def _template_gettext(eval_ctx: EvalContext, message: str, **variables: Any) -> str:
+    """``_()`` and ``gettext()`` in a template: jinja2's "newstyle" gettext (the translation is
+    markup, the variables are escaped into it), without its two extra calls through the
+    context, and with each translation made markup once (a message without variables, most
+    of a page's sixty, formatted once as well)."""
+    if not eval_ctx.autoescape:
+        return gettext(message) % variables
+    if variables:
+        return _markup(current_language.get(), message) % variables
+    return _formatted(current_language.get(), message)
+
+
+@lru_cache(maxsize=4096)
+def _markup(language: str, message: str) -> Markup:
+    return Markup(translate(language, message))
+
+
+@lru_cache(maxsize=4096)
+def _formatted(language: str, message: str) -> Markup:
+    return _markup(language, message) % {}
+
+
+@jinja2.pass_eval_context
+def _template_ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int, **variables: Any) -> str:
+    variables.setdefault("num", num)
+    text = ngettext(singular, plural, num)
+    return (Markup(text) if eval_ctx.autoescape else text) % variables
 
 
 @cache
@@ -73,26 +121,40 @@ def environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals.update(_=_template_gettext, gettext=_template_gettext, ngettext=_template_ngettext)
     env.globals["static"] = static_url
     env.globals["role_label"] = lambda role: gettext(LABELS.get(str(role), str(role)))
     env.filters["number"] = _number
     env.filters["when"] = _when
     env.filters["masked"] = mask_phone
+    env.filters["clock"] = _clock
+    env.filters["percent"] = _percent
     return env
 
 
 #: The navigation, in order: (path, message id). An item shows when the role's policy allows it.
 NAV: tuple[tuple[str, str], ...] = (
+    ("/desk", N_("Desk")),
+    ("/wallboard", N_("Wallboard")),
     ("/campaigns", N_("Campaigns")),
     ("/inquiries", N_("Inquiries")),
+    ("/results", N_("Results")),
     ("/prompts", N_("Voice prompts")),
     ("/admin/users", N_("Users")),
     ("/admin/municipalities", N_("Municipalities")),
+    ("/admin/margins", N_("Margins")),
     ("/admin/audit", N_("Audit log")),
 )
 
 
-def nav_for(principal: Principal | None, path: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    href: str
+    label: str
+    current: bool
+
+
+def nav_for(principal: Principal | None, path: str) -> list[NavItem]:
     if principal is None or principal.stage != "full":
         return []
     items = []
@@ -100,7 +162,7 @@ def nav_for(principal: Principal | None, path: str) -> list[dict[str, Any]]:
         policy = POLICIES.get(("GET", target))
         if policy is not None and policy.allows(principal.role):
             current = path == target or path.startswith(target + "/")
-            items.append({"href": target, "label": gettext(label), "current": current})
+            items.append(NavItem(target, gettext(label), current))
     return items
 
 

@@ -49,6 +49,10 @@ PAGES = (
     ("/inquiries/{slug}", "inquiry"),
     ("/admin/users/{user_id}", "admin-user"),
     ("/admin/municipalities/{municipality_id}", "admin-municipality"),
+    ("/results", "results-list"),
+    ("/results/{slug}", "results-inquiry"),
+    ("/results/{slug}/rates", "results-inquiry-rates"),
+    ("/admin/margins", "margins"),
 )
 M = models.Municipality.__table__  # type: ignore[attr-defined]
 #: Answers of a page not built yet (no route: 404; only its POST exists: 405).

@@ -35,6 +35,8 @@ PARAMS = {
     "token": "no-such-invitation",
     "language": "ar",
     "prompt_id": "no-such-prompt",
+    "agent_id": "987654",
+    "entry": "no-such-call",
 }
 QUERY = {"/live": {"topic": "campaign:987654"}}
 # Routes whose handler narrows the route's policy by what is asked for: the live stream of a
@@ -192,3 +194,33 @@ async def test_tokens_need_the_route_scope(app: FastAPI, engine: AsyncEngine) ->
             "/api/campaigns/987654", headers={"Authorization": f"Bearer {MACHINE_TOKEN}"}
         )
         assert machine.status_code == 404  # admin scope: in, and the campaign does not exist
+
+
+async def test_the_desk_and_wallboard_live_topics_narrow_the_live_route_like_their_pages(
+    app: FastAPI, engine: AsyncEngine, settings: Settings
+) -> None:
+    """``GET /live`` lets any staff in; ``wallboard`` is then for those who may open /wallboard,
+    and ``desk:<id>`` for that agent alone (never another agent's, never another role)."""
+    from callcenter.accounts.principal import Principal
+    from callcenter.web.guard import Forbidden
+    from callcenter.web.pages.live import _source
+
+    wrong: list[str] = []
+    for role in Role:
+        user = await make_user(engine, role)
+        assert user.id is not None
+        who = Principal(user.id, user.email, user.name, role, frozenset(), "en", "session")
+        cases = {
+            "wallboard": POLICIES[("GET", "/wallboard")].allows(role),
+            f"desk:{user.id}": POLICIES[("GET", "/desk")].allows(role),
+            f"desk:{user.id + 1000}": False,
+        }
+        for topic, allowed in cases.items():
+            try:
+                await _source(engine, app.state.redis, settings, who, topic)
+                got = True
+            except Forbidden:
+                got = False
+            if got != allowed:
+                wrong.append(f"{topic} as {role}: {'in' if got else 'refused'}")
+    assert wrong == [], "\n".join(wrong)

@@ -49,7 +49,7 @@ async def test_the_sample_loads_and_the_router_serves_its_queues(
     assert [q.queue.id for q in queues] == ["general", "services"]
     snap = await acd.store.snapshot()
     agent1 = snap.agents[str(ids["agent1@1415.local"])]
-    assert agent1.endpoint == "PJSIP/agent101" and agent1.agent.state is AgentState.OFFLINE
+    assert agent1.endpoint == "PJSIP/101" and agent1.agent.state is AgentState.OFFLINE
     async with engine.connect() as conn:
         actions = (await conn.execute(select(models.table(models.AuditLog).c.action))).scalars().all()
     assert actions.count("acd.load") == 2

@@ -69,6 +69,20 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
     "real_asterisk_calls.py": [
         (["--calls", "2"], {"calls", "completed", "answers", "seconds"}),
     ],
+    "results_scale.py": [
+        (
+            ["--citizens", "2000", "--questions", "3", "--municipalities", "12"],
+            {
+                "results_s",
+                "crosstab_s",
+                "rates_s",
+                "export_parquet_s",
+                "export_sav_s",
+                "export_xlsx_s",
+                "peak_rss_mb",
+            },
+        ),
+    ],
 }
 
 

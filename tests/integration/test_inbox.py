@@ -190,3 +190,34 @@ async def test_a_reply_that_overtakes_the_recorded_send_still_counts(
         await conn.execute(D.update().values(status="sending", sent_at=None))
     outcome = await inbox.handle(sms(phones[0], "3", "fast"))
     assert outcome.answer_recorded and outcome.event == "ask"
+
+
+async def test_a_message_processed_twice_at_once_counts_once(
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
+) -> None:
+    """The reconciler and the spool's drainer may both pick up a message stored before a crash:
+    only one processing records an answer and a reply."""
+    phone = invited[1][0]
+    message_id, _ = await inbox.store.save(sms(phone, "4", "both"), phone)
+    assert message_id is not None
+    outcomes = await asyncio.gather(*(inbox.process(message_id, phone, "4") for _ in range(4)))
+    assert sorted(o.event for o in outcomes) == ["ask", "duplicate", "duplicate", "duplicate"]
+    assert await count(engine, A) == 1
+    again = await inbox.process(message_id, phone, "4")  # and later, once it is done
+    assert again.event == "duplicate" and again.reply is None
+    async with engine.connect() as conn:
+        question = (await conn.execute(select(S.c.question_key))).scalar_one()
+    assert question == "q2"
+
+
+async def test_resume_finishes_a_message_stored_before_an_outage(
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
+) -> None:
+    phone = invited[1][1]
+    message = sms(phone, "2", "cut-short")
+    await inbox.store.save(message, phone)  # the database went away before the step
+    assert (await inbox.handle(message)).event == "duplicate"
+    resumed = await inbox.resume(message)
+    assert resumed is not None and resumed.answer_recorded and resumed.reply
+    assert await inbox.resume(message) is None  # processed now
+    assert await inbox.resume(sms(phone, "2", "never-stored")) is None

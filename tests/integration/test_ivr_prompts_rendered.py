@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -18,6 +20,7 @@ from callcenter.settings import Settings
 from callcenter.sim import Caller, SimConfig, Simulator, engine_dialplan
 from callcenter.sim.citizen import PromptLibrary
 from callcenter.voice.ivr import make_agi_server
+from tests.agentlab import Citizen, agent_lab, occupy, put_through
 from tests.factories import SAMPLE, make_inquiry
 
 PATHS = [
@@ -76,3 +79,60 @@ async def test_every_prompt_the_ivr_plays_is_catalogued_and_rendered(
         async with engine.begin() as conn:
             await conn.execute(delete(models.table(models.Ticket)))
             await conn.execute(delete(models.table(models.Call)))
+
+
+#: Callers to agents: the queue's config, callers ahead (None: the agent is free), settings,
+#: the caller's keys, what the phones do (the first rings first)
+AGENT_PATHS: list[tuple[dict[str, Any], int | None, dict[str, Any], dict[str, Any], list[list[str]]]] = [
+    ({}, 1, {}, {"greeting": "0", "rate-call": "5"}, [["answer"]]),  # place, wait, put through, rating
+    (
+        {},
+        0,
+        {"queue_default_aht_s": 30.0},
+        {"greeting": "9", "main-menu": "0", "rate-call": "9"},
+        [["answer"]],
+    ),
+    ({}, 2, {"queue_default_aht_s": 5000.0}, {"greeting": "0"}, [["noanswer"], ["answer"]]),  # over an hour
+    ({}, 3, {}, {"greeting": "9", "main-menu": "0"}, [["busy"], ["answer"]]),
+    ({"callback_after": 0}, None, {}, {"greeting": "0", "callback-keep-place": "1"}, []),  # nobody staffed
+    ({"callback_after": 0}, None, {}, {"greeting": "9", "main-menu": "0", "callback-keep-place": "1"}, []),
+    ({"max_wait": 0}, None, {}, {"greeting": "0", "callback-press-1": [None, None]}, []),  # no callback taken
+    ({"max_size": 0}, None, {}, {"greeting": "9", "main-menu": "0", "callback-press-1": "1"}, []),
+    ({"max_size": 0, "on_full": "message"}, None, {}, {"greeting": "0"}, []),
+]
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_every_prompt_a_caller_waiting_for_an_agent_hears_is_catalogued_and_rendered(
+    engine: AsyncEngine, redis: aioredis.Redis, settings: Settings, tmp_path: Path
+) -> None:
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("espeak-ng and sox are required in CI")
+        pytest.skip("espeak-ng / sox not installed (apt install espeak-ng sox)")
+    settings = settings.model_copy(update={"prompts_dir": tmp_path / "prompts"})
+    report = await render_all(settings, [])
+    assert report.ok, report.failed
+    known = set(load_catalogue())
+    library = PromptLibrary(missing=set(), exists=lambda path: Path(path + ".wav").exists())
+    played: set[str] = set()
+    async with agent_lab(engine, redis, settings) as build:
+        for n, (config, ahead, overrides, keys, phones_do) in enumerate(AGENT_PATHS):
+            queue = f"q{n}"
+            endpoints = [f"PJSIP/q{n}a{k}" for k in range(1, len(phones_do) + 1)]
+            line = await build(
+                queues={queue: config}, endpoints=endpoints, queue_for_key_0=queue, **overrides
+            )
+            line.library = library
+            session, phones = line.session(Citizen(keys, number=f"09100002{n:02d}"))
+            phones.plan = dict(zip(endpoints, phones_do, strict=True))
+            if ahead is None:
+                await session.run("127.0.0.1", line.port)
+            else:
+                others = await occupy(line, endpoints[0], waiting=ahead, queue=queue)
+                await put_through(line, session, others, *endpoints[1:])
+            played.update(played_files(session.commands))
+    assert len(played) > 40
+    for path in played:
+        assert Path(path + ".wav").exists(), f"not rendered: {path}"
+        assert Path(path).name in known, f"not in the catalogue: {path}"

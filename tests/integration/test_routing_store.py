@@ -320,3 +320,45 @@ async def test_a_supervisor_spies_on_the_agents_channel_only_while_the_call_last
     with pytest.raises(NoCallToSpy):  # the call has just ended
         await spy(ami, store, agent_id="0", supervisor_endpoint="PJSIP/sup1", mode=SpyMode(mode))
     assert len(ami.actions) == 1
+
+
+async def test_an_agent_who_leaves_an_offer_puts_the_caller_back_in_their_place_at_once(
+    redis: aioredis.Redis,
+) -> None:
+    store = await staffed_store(redis, 2)
+    await store.agent_state("1", AgentState.PAUSED, reason="break")
+    await store.enqueue(Entry("e1", "services", 100.0, priority=2), Caller(phone="+218911234567"))
+    await store.round()
+
+    change = await store.agent_state("0", AgentState.OFFLINE)  # the desk's button, mid-offer
+
+    assert "entry.requeued" in [e.kind for e in change.events]
+    snap = await store.snapshot()
+    back = snap.entries["e1"]
+    assert (back.entry.enqueued_at, back.entry.priority, back.entry.callback_offered) == (100.0, 2, False)
+    assert back.caller.phone == "+218911234567"
+    assert await store.outcome("e1") is None
+
+
+async def test_a_missed_offer_keeps_whether_the_callback_was_offered(redis: aioredis.Redis) -> None:
+    store = await staffed_store(redis, 1)
+    await store.enqueue(Entry("e1", "services", 100.0), Caller())
+    await store.round()
+    await store.missed("e1", "0", reason="NOANSWER")
+
+    assert (await store.snapshot()).entries["e1"].entry.callback_offered is False
+
+
+async def test_callers_of_a_removed_queue_hear_a_message_and_the_other_queues_go_on(
+    redis: aioredis.Redis,
+) -> None:
+    store = await staffed_store(redis, 1)
+    await store.enqueue(Entry("orphan", "services", 1.0), Caller())
+    await store.enqueue(Entry("kept", "general", 2.0), Caller())
+    await store.configure([GENERAL], {"0": ("PJSIP/a0", "Agent 0", BOTH)})
+
+    routed = await store.round()
+
+    assert [o.entry for o in routed.decisions.offers] == ["kept"]
+    told = await store.outcome("orphan")
+    assert told is not None and (told.kind, told.outcome, told.reason) == ("overflow", "message", "closed")

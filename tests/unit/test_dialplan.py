@@ -95,6 +95,13 @@ def test_entry_points(dialplan: Dialplan) -> None:
     assert any(ext.startswith("_") for ext in dialplan.contexts[names.CTX_AGENTS])
 
 
+def test_the_agent_answered_gosub_tells_the_engine_and_returns(dialplan: Dialplan) -> None:
+    """Dial's U() runs it on the agent's channel: the call is bridged only after Return()."""
+    steps = dialplan.contexts[names.CTX_AGENT_ANSWERED]["s"]
+    assert any(f"/{names.AGI_AGENT_ANSWERED},${{ARG1}},${{ARG2}})" in line for line in steps), steps
+    assert steps[-1].startswith("Return(")
+
+
 def test_outbound_campaign_runs_amd_only_when_enabled(dialplan: Dialplan) -> None:
     steps = dialplan.contexts[names.CTX_OUTBOUND]["s"]
     amd = next(i for i, line in enumerate(steps) if line.startswith("AMD("))
@@ -138,7 +145,14 @@ def test_modules_conf_loads_only_listed_modules() -> None:
     modules = next(s for s in parse_conf(DIALPLANS_DIR / "modules.conf") if s.name == "modules")
     assert modules.get("autoload") == "no"
     loaded = set(modules.get_all("load"))
-    for needed in ("chan_pjsip.so", "res_agi.so", "app_dial.so", "app_amd.so", "pbx_config.so"):
+    for needed in (
+        "chan_pjsip.so",
+        "res_agi.so",
+        "app_dial.so",
+        "app_stack.so",
+        "app_amd.so",
+        "pbx_config.so",
+    ):
         assert needed in loaded
 
 

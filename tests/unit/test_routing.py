@@ -500,3 +500,24 @@ def test_skill_profiles_are_worked_out_once_per_skill_set_not_per_agent_and_roun
     for now in (600.0, 601.0, 602.0):
         decide(state, now)
     assert len(calls) == len({a.skills for a in state.agents}) <= 12
+
+
+# -- entries not yet due ----------------------------------------------------------------------
+
+
+def test_a_callback_not_yet_due_is_skipped_and_holds_nobody_back() -> None:
+    later = Entry("cb", "water", 1.0, kind=EntryKind.CALLBACK, not_before=500.0)
+    state = RoutingState((WATER,), (later, call("c1", 50)), (agent("a"),))
+
+    decisions = decide(state, 100.0)
+
+    assert [(o.entry, o.agent) for o in decisions.offers] == [("c1", "a")]
+    busy = RoutingState((WATER,), (later, call("c1", 50)), ())
+    assert [(a.entry, a.position) for a in decide(busy, 100.0).announcements] == [("c1", 1)]
+
+
+def test_once_due_a_deferred_callback_is_served_at_its_original_place() -> None:
+    due = Entry("cb", "water", 1.0, kind=EntryKind.CALLBACK, not_before=90.0)
+    state = RoutingState((WATER,), (call("c1", 50), due), (agent("a"),))
+
+    assert pairs(state, now=100.0) == [("cb", "a")]

@@ -45,11 +45,15 @@ def catalogue(language: str) -> dict[str, str | tuple[str, ...]]:
     return out
 
 
-def gettext(message: str) -> str:
-    found = catalogue(current_language.get()).get(message)
+def translate(language: str, message: str) -> str:
+    found = catalogue(language).get(message)
     if isinstance(found, str):
         return found
     return message
+
+
+def gettext(message: str) -> str:
+    return translate(current_language.get(), message)
 
 
 def arabic_plural_form(n: int) -> int:

@@ -3,6 +3,7 @@ as a CSV download streamed in chunks (the download is itself audited)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter import audit_query
 from callcenter.accounts.principal import Principal
 from callcenter.audit import audit
-from callcenter.web.deps import EngineDep, SessionDep, SettingsDep
+from callcenter.web.deps import EngineDep, ReadSessionDep, SettingsDep
 from callcenter.web.guard import Forbidden, client_address
 from callcenter.web.i18n import gettext as _
 from callcenter.web.pages.common import CurrentUser, now
@@ -50,14 +51,14 @@ def _parse(given: dict[str, str], timezone: str) -> audit_query.AuditFilter:
 async def audit_page(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     before: str | None = None,
 ) -> HTMLResponse:
     _everywhere(user)
     given = _given(request)
     errors: dict[str, str] = {}
-    rows: list[dict[str, Any]] = []
+    rows: list[AuditLine] = []
     next_link = None
     try:
         flt = _parse(given, settings.timezone)
@@ -86,20 +87,36 @@ async def audit_page(
     )
 
 
-def _view(row: Any, timezone: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    """One row as the page shows it."""
+
+    id: int
+    time: str
+    actor: str
+    actor_id: int | None
+    action: str
+    target: str
+    before: str
+    after: str
+    details: str
+    address: str
+
+
+def _view(row: Any, timezone: str) -> AuditLine:
     when: datetime = audit_query.local_time(row.created_at, timezone)
-    return {
-        "id": row.id,
-        "time": when.strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": row.actor,
-        "actor_id": row.actor_id,
-        "action": row.action,
-        "target": row.target,
-        "before": audit_query.compact(row.before),
-        "after": audit_query.compact(row.after),
-        "details": audit_query.compact(row.details),
-        "address": row.address,
-    }
+    return AuditLine(
+        id=row.id,
+        time=when.strftime("%Y-%m-%d %H:%M:%S"),
+        actor=row.actor,
+        actor_id=row.actor_id,
+        action=row.action,
+        target=row.target,
+        before=audit_query.compact(row.before),
+        after=audit_query.compact(row.after),
+        details=audit_query.compact(row.details),
+        address=row.address,
+    )
 
 
 @router.get("/admin/audit.csv")

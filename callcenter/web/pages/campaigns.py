@@ -39,7 +39,7 @@ from callcenter.errors import InvalidTransition, NotFound
 from callcenter.messages import N_
 from callcenter.settings import Settings
 from callcenter.web.api.campaigns import CampaignIn
-from callcenter.web.deps import EngineDep, RedisDep, SessionDep, SettingsDep
+from callcenter.web.deps import EngineDep, ReaderDep, RedisDep, SessionDep, SettingsDep
 from callcenter.web.i18n import current_language
 from callcenter.web.i18n import gettext as _
 from callcenter.web.pages.common import CurrentActor, CurrentUser, form_list, form_text, now, redirect
@@ -85,6 +85,17 @@ def _field_messages() -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class ListRow:
+    """One line of the list as the page shows it."""
+
+    row: Any  # the campaign and its inquiry's columns
+    title: str
+    counts: Counts
+    reason: str | None
+    reason_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     field: str
     message: str
@@ -125,23 +136,23 @@ async def _visible(engine: AsyncEngine, user: Principal, campaign_id: str) -> An
 async def campaigns(
     request: Request,
     user: CurrentUser,
-    engine: EngineDep,
+    reader: ReaderDep,
     redis: RedisDep,
     settings: SettingsDep,
     page: str = "1",
 ) -> Response:
     number = int(page) if page.isascii() and page.isdigit() and len(page) < 7 else 1
     listing = await list_campaigns(
-        engine, redis, settings, municipalities=user.municipalities, page=number, now=now()
+        reader, redis, settings, municipalities=user.municipalities, page=number, now=now()
     )
     rows = [
-        {
-            "row": line.row,
-            "title": _title(line.row),
-            "counts": line.counts,
-            "reason": _reason_text(line.reason),
-            "reason_code": line.reason.code if line.reason else None,
-        }
+        ListRow(
+            row=line.row,
+            title=_title(line.row),
+            counts=line.counts,
+            reason=_reason_text(line.reason),
+            reason_code=line.reason.code if line.reason else None,
+        )
         for line in listing.lines
     ]
     return render(
@@ -423,14 +434,14 @@ async def campaign(
     request: Request,
     campaign_id: str,
     user: CurrentUser,
-    engine: EngineDep,
+    reader: ReaderDep,
     redis: RedisDep,
     settings: SettingsDep,
     done: str = "",
 ) -> Response:
     notice = DONE_NOTICES.get(done)
     return await _detail_page(
-        request, engine, redis, settings, user, campaign_id, notice=_(notice) if notice else None
+        request, reader, redis, settings, user, campaign_id, notice=_(notice) if notice else None
     )
 
 
@@ -439,14 +450,14 @@ async def progress_fragment(
     request: Request,
     campaign_id: str,
     user: CurrentUser,
-    engine: EngineDep,
+    reader: ReaderDep,
     redis: RedisDep,
     settings: SettingsDep,
 ) -> Response:
     """The cards, the reason and the buttons, for the live page to swap in (on each live
     event: every viewer at once, hence the shared recent read)."""
-    row = await _visible(engine, user, campaign_id)
-    progress = await RECENT.get(engine, redis, settings, row)
+    row = await _visible(reader, user, campaign_id)
+    progress = await RECENT.get(reader, redis, settings, row)
     if progress is None:
         raise NotFound(N_("There is no such campaign."))
     context = _context_of(row, progress, user)

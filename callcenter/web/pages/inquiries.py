@@ -31,7 +31,7 @@ from callcenter.inquiry.preview import preview_inquiry, prompt_keys, rendered_pr
 from callcenter.inquiry.schema import InquiryFileError, InquiryIn, parse_inquiry_yaml
 from callcenter.messages import N_
 from callcenter.settings import Settings
-from callcenter.web.deps import SessionDep, SettingsDep
+from callcenter.web.deps import ReadSessionDep, SessionDep, SettingsDep
 from callcenter.web.i18n import current_language
 from callcenter.web.i18n import gettext as _
 from callcenter.web.pages.common import CurrentActor, CurrentUser, form_text, now, redirect
@@ -88,7 +88,7 @@ async def _by_slug(session: AsyncSession, slug: str) -> models.Inquiry:
 
 @router.get("/inquiries")
 async def list_page(
-    request: Request, user: CurrentUser, session: SessionDep, status: str = "", page: str = "1"
+    request: Request, user: CurrentUser, session: ReadSessionDep, status: str = "", page: str = "1"
 ) -> Response:
     wanted = status if status in set(InquiryStatus) else ""
     number = max(1, int(page)) if page.isascii() and page.isdigit() and len(page) <= 9 else 1
@@ -446,7 +446,12 @@ _DONE = {
 
 @router.get("/inquiries/{slug}")
 async def detail_page(
-    request: Request, slug: str, user: CurrentUser, session: SessionDep, settings: SettingsDep, done: str = ""
+    request: Request,
+    slug: str,
+    user: CurrentUser,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    done: str = "",
 ) -> Response:
     notice = _(_DONE[done]) if done in _DONE else None
     return await _detail(request, session, user, slug, settings, notice=notice)

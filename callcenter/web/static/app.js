@@ -73,7 +73,100 @@
     }
   });
 
+  // The desk and the wallboard: their live events are signals, not HTML. A hidden element
+  // with sse-swap receives each one; the swap is cancelled and the page's fragments (which
+  // listen with hx-trigger="desk-changed from:body" or "wallboard-changed from:body") fetch
+  // themselves again:
+  // - the desk only when the agent's state, its start or the caller held changed (a stream
+  //   that reconnects repeats the current state, and the wrap-up notes being typed must
+  //   survive that);
+  // - the wallboard at most every WALLBOARD_EVERY_MS, and once more after the last event.
+  var WALLBOARD_EVERY_MS = 2000;
+  var wallboardLast = 0;
+  var wallboardTimer;
+
+  function signal(name) {
+    if (window.htmx) {
+      window.htmx.trigger(document.body, name);
+    }
+  }
+
+  function deskChanged(data) {
+    var shown = document.querySelector("#desk-state [data-agent-state]");
+    if (!shown) {
+      return true;
+    }
+    return (
+      shown.getAttribute("data-agent-state") !== data.state ||
+      Number(shown.getAttribute("data-since")) !== Number(data.since) ||
+      (shown.getAttribute("data-entry") || "") !== (data.entry || "")
+    );
+  }
+
+  function wallboardChanged() {
+    var wait = wallboardLast + WALLBOARD_EVERY_MS - Date.now();
+    if (wait <= 0) {
+      wallboardLast = Date.now();
+      signal("wallboard-changed");
+    } else if (wallboardTimer === undefined) {
+      wallboardTimer = window.setTimeout(function () {
+        wallboardTimer = undefined;
+        wallboardLast = Date.now();
+        signal("wallboard-changed");
+      }, wait);
+    }
+  }
+
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var sink = event.target;
+    if (!sink || !sink.hasAttribute) {
+      return;
+    }
+    if (sink.hasAttribute("data-desk-events")) {
+      event.preventDefault();
+      var data;
+      try {
+        data = JSON.parse(event.detail.data);
+      } catch (e) {
+        return;
+      }
+      if (deskChanged(data)) {
+        signal("desk-changed");
+      }
+    } else if (sink.hasAttribute("data-wallboard-events")) {
+      event.preventDefault();
+      wallboardChanged();
+    }
+  });
+
+  // Clocks (the time in a state): the server draws the figure (data-elapsed, seconds when
+  // drawn); they keep ticking here, from when this browser got them (no clock to agree on).
+  function clock(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    var rest = s % 60;
+    var mm = h ? (m < 10 ? "0" : "") + m : String(m);
+    return (h ? h + ":" : "") + mm + ":" + (rest < 10 ? "0" : "") + rest;
+  }
+
+  function tick() {
+    var timers = document.querySelectorAll(".timer[data-elapsed]");
+    var now = Date.now();
+    for (var i = 0; i < timers.length; i++) {
+      var timer = timers[i];
+      if (timer.startedAt === undefined) {
+        timer.startedAt = now - Number(timer.getAttribute("data-elapsed")) * 1000;
+      }
+      var text = clock((now - timer.startedAt) / 1000);
+      if (timer.textContent !== text) {
+        timer.textContent = text;
+      }
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    window.setInterval(tick, 1000);
     if (!window.htmx || !window.EventSource) {
       return; // no live updates: the page stays as the server drew it
     }

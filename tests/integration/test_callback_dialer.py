@@ -1,0 +1,240 @@
+"""A callback's turn: the agent is reserved first (the desk shows the card), then the citizen is
+dialled, and once they answer the agent is rung; no answer, expiry, opt-out and call hours."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callcenter import models
+from callcenter.routing import AgentState, Entry, EntryKind
+from callcenter.routing.store import Caller as Waiter
+from callcenter.settings import Settings
+from callcenter.sim.agi_client import SimAgiChannel
+from callcenter.sim.calls import agi_env
+from callcenter.sim.config import ContextSpec
+from callcenter.telephony import names
+from callcenter.telephony.ami_message import AmiActionError, AmiMessage
+from callcenter.voice.callback_dialer import CallbackDialer, next_opening
+from tests.agentlab import Citizen, Lab, Phones, agent_lab, channel, played
+from tests.factories import make_citizens
+
+PHONE = "+218912345678"
+NOON = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)  # 12:00 in Tripoli: inside call hours
+NIGHT = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)  # 23:00 in Tripoli
+
+LabFactory = Callable[..., Awaitable[Lab]]
+
+
+class Ami:
+    """Records each Originate; ``answer`` says whether the citizen picks up."""
+
+    def __init__(self, answer: bool = True) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    async def originate(self, **action: Any) -> str:
+        self.calls.append(action)
+        if not self.answer:
+            raise AmiActionError("Originate failed", action="Originate", response=AmiMessage({}))
+        return "cb-1"
+
+
+@pytest.fixture
+async def lab(engine: AsyncEngine, redis: aioredis.Redis, settings: Settings) -> AsyncIterator[LabFactory]:
+    async with agent_lab(engine, redis, settings) as build:
+        yield build
+
+
+async def book(
+    line: Lab, *, expires: timedelta = timedelta(hours=48), citizen: int | None = None
+) -> tuple[str, int]:
+    """A pending callback (as the IVR books it) waiting in ``general`` at an early place."""
+    entry = uuid.uuid4().hex
+    C = models.table(models.Callback)
+    async with line.engine.begin() as conn:
+        callback_id = (
+            await conn.execute(
+                insert(C)
+                .values(entry=entry, queue="general", phone=PHONE, citizen_id=citizen, language="ar",
+                        priority=0, enqueued_at=1.0, status="pending", attempts=0,
+                        expires_at=models.utcnow() + expires, created_at=models.utcnow(),
+                        updated_at=models.utcnow())
+                .returning(C.c.id)
+            )
+        ).scalar_one()  # fmt: skip
+    await line.acd.enqueue(
+        Entry(entry, "general", 1.0, kind=EntryKind.CALLBACK, callback_offered=True),
+        Waiter(phone=PHONE, language="ar", callback_id=callback_id),
+    )
+    return entry, int(callback_id)
+
+
+async def callback_row(line: Lab, callback_id: int) -> Any:
+    C = models.table(models.Callback)
+    async with line.engine.connect() as conn:
+        return (await conn.execute(select(C).where(C.c.id == callback_id))).one()
+
+
+async def answered(line: Lab, ami: Ami, citizen: Citizen, phones: Phones) -> SimAgiChannel:
+    """The citizen answers the Originate: ``[callback-connect]`` runs the ``callback`` AGI with
+    the variables Originate set, as Asterisk does."""
+    ch = channel(f"Local/{PHONE}@campaign-dial-{uuid.uuid4().hex[:8]};1", names.CTX_CALLBACK, "s")
+    ch.variables.update(ami.calls[-1]["variables"])
+    spec = ContextSpec(script=names.AGI_CALLBACK, args=())
+    env = agi_env(ch, f"agi://127.0.0.1:{line.port}/callback", spec, "Local", "22.9.0", "s")
+    session = SimAgiChannel(ch, env, caller=citizen, observer=phones)  # type: ignore[arg-type]
+    phones.citizen = citizen
+    await session.run("127.0.0.1", line.port)
+    return session
+
+
+async def test_the_agent_is_reserved_first_then_the_citizen_is_dialled_and_put_through(
+    lab: LabFactory,
+) -> None:
+    line = await lab(endpoints=["PJSIP/agent101"])
+    entry, callback_id = await book(line)
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    assert await line.state("PJSIP/agent101") is AgentState.RESERVED  # the card is on the desk
+    ami = Ami()
+    dialer = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+
+    assert await dialer.tick(now=NOON) == [entry]
+    await dialer.wait()
+
+    [call] = ami.calls
+    assert call["channel"] == f"Local/{PHONE}@campaign-dial"
+    assert (call["context"], call["exten"], call["async_"]) == ("callback-connect", "s", False)
+    assert call["variables"][names.VAR_ENTRY] == entry
+    assert call["variables"][names.VAR_AGENT] == line.agents["PJSIP/agent101"]
+    row = await callback_row(line, callback_id)
+    assert (row.status, row.attempts) == ("dialling", 1)
+
+    citizen = Citizen({})
+    phones = Phones(line.port, citizen, plan={"PJSIP/agent101": ["answer"]})
+    session = await answered(line, ami, citizen, phones)
+
+    assert [d.split(",", 1)[0] for d in phones.dials] == ["PJSIP/agent101"]
+    assert "callback-intro" in played(session)
+    assert await line.state("PJSIP/agent101") is AgentState.WRAP_UP
+    assert (await callback_row(line, callback_id)).status == "done"
+    kinds = [e.kind for e in await line.events() if e.entry == entry]
+    assert kinds.index("entry.offered") < kinds.index("entry.connected") < kinds.index("entry.ended")
+
+
+async def test_a_citizen_who_does_not_answer_is_tried_again_later_and_the_agent_freed_at_once(
+    lab: LabFactory,
+) -> None:
+    line = await lab(endpoints=["PJSIP/agent101"], callback_retry_after_s=600.0)
+    entry, callback_id = await book(line)
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    dialer = CallbackDialer(line.settings, line.engine, line.acd, Ami(answer=False))  # type: ignore[arg-type]
+
+    await dialer.tick(now=NOON)
+    await dialer.wait()
+
+    assert await line.state("PJSIP/agent101") is AgentState.READY
+    row = await callback_row(line, callback_id)
+    assert (row.status, row.attempts) == ("pending", 1)
+    snap = await line.acd.store.snapshot()
+    waiting = snap.entries[entry].entry
+    assert waiting.enqueued_at == 1.0  # the same place
+    assert waiting.not_before == pytest.approx(snap.now + 600, abs=5)
+    assert (await line.acd.round()).decisions.offers == ()  # not before it is due
+
+
+async def test_after_the_last_attempt_the_callback_fails_and_leaves_the_line(lab: LabFactory) -> None:
+    line = await lab(endpoints=["PJSIP/agent101"], callback_max_attempts=1)
+    entry, callback_id = await book(line)
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    dialer = CallbackDialer(line.settings, line.engine, line.acd, Ami(answer=False))  # type: ignore[arg-type]
+
+    await dialer.tick(now=NOON)
+    await dialer.wait()
+
+    assert (await callback_row(line, callback_id)).status == "failed"
+    assert entry not in (await line.acd.store.snapshot()).entries
+    assert await line.state("PJSIP/agent101") is AgentState.READY
+
+
+@pytest.mark.parametrize("why", ["expired", "opted_out"])
+async def test_an_expired_callback_or_a_citizen_who_opted_out_is_not_dialled(
+    lab: LabFactory, why: str
+) -> None:
+    line = await lab(endpoints=["PJSIP/agent101"])
+    [phone] = await make_citizens(line.engine, 1)
+    Z = models.table(models.Citizen)
+    async with line.engine.begin() as conn:
+        citizen_id = (await conn.execute(select(Z.c.id).where(Z.c.phone == phone))).scalar_one()
+        if why == "opted_out":
+            await conn.execute(update(Z).where(Z.c.id == citizen_id).values(opted_out_at=models.utcnow()))
+    entry, callback_id = await book(
+        line,
+        citizen=citizen_id,
+        expires=NOON - datetime.now(UTC) + timedelta(seconds=-1 if why == "expired" else 1),
+    )
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    ami = Ami()
+    dialer = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+
+    await dialer.tick(now=NOON)
+    await dialer.wait()
+
+    assert ami.calls == []
+    assert (await callback_row(line, callback_id)).status == why
+    assert await line.state("PJSIP/agent101") is AgentState.READY
+    assert entry not in (await line.acd.store.snapshot()).entries
+
+
+async def test_outside_call_hours_a_callback_keeps_its_place_but_is_not_offered(lab: LabFactory) -> None:
+    line = await lab(endpoints=["PJSIP/agent101"])
+    entry, _ = await book(line)
+    ami = Ami()
+    dialer = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+
+    await dialer.tick(now=NIGHT)
+    await line.ready("PJSIP/agent101")
+    routed = await line.acd.round()
+
+    assert routed.decisions.offers == ()
+    waiting = (await line.acd.store.snapshot()).entries[entry].entry
+    assert waiting.enqueued_at == 1.0 and waiting.not_before > 0
+
+
+async def test_two_dialers_never_dial_one_callback_twice(lab: LabFactory) -> None:
+    line = await lab(endpoints=["PJSIP/agent101"])
+    await book(line)
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    first, second = Ami(), Ami()
+    dialers = [
+        CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+        for ami in (first, second)
+    ]
+
+    started = [await d.tick(now=NOON) for d in dialers]
+    for d in dialers:
+        await d.wait()
+
+    assert sorted(map(len, started)) == [0, 1]
+    assert len(first.calls) + len(second.calls) == 1
+
+
+def test_call_hours_open_at_the_next_start_in_tripoli() -> None:
+    zone = ZoneInfo("Africa/Tripoli")
+    assert next_opening(NOON, time(8), time(20), zone) is None
+    assert next_opening(NIGHT, time(8), time(20), zone) == datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    early = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)  # 06:00 in Tripoli
+    assert next_opening(early, time(8), time(20), zone) == datetime(2026, 12, 6, 6, 0, tzinfo=UTC)

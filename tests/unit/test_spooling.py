@@ -1,0 +1,230 @@
+"""Which errors mean "the database is away", and what the webhooks answer then: the signature
+is checked first, a spooled reply gets an empty answer in time, a full spool a 503."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import exc as sa_exc
+
+from callcenter.sms import kannel_webhooks, webhooks
+from callcenter.sms.gateways.base import InboundSms, StatusReport
+from callcenter.sms.spool import Spool, SpoolRecord, encode
+from callcenter.sms.spooling import SpoolingInbox, is_database_unavailable
+from tests.unit.test_sms_webhooks import INBOUND, STATUS, inbound, make_settings, post_signed, twiml_messages
+
+KANNEL_SECRET = "kannel-test-secret"
+
+
+def wrapped(error: BaseException) -> BaseException:
+    """``error`` as SQLAlchemy raises it: its DBAPI error around the driver's, ``from`` both."""
+    try:
+        try:
+            raise error
+        except BaseException as driver:
+            raise sa_exc.DBAPIError("SELECT 1", {}, driver) from driver
+    except sa_exc.DBAPIError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "Connect call failed"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError(),
+        OSError("Multiple exceptions: [Errno 111] Connect call failed, [Errno 99] Cannot assign"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.exceptions.DiskFullError("could not extend file"),
+        asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
+        asyncpg.exceptions.InterfaceError("connection is closed"),
+        wrapped(asyncpg.exceptions.InterfaceError("connection is closed")),
+        wrapped(ConnectionRefusedError(111, "refused")),
+        sa_exc.TimeoutError("QueuePool limit of size 20 overflow 0 reached, connection timed out"),
+        wrapped(sqlite3.OperationalError("database is locked")),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_these_mean_the_database_is_away(error: BaseException) -> None:
+    assert is_database_unavailable(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.UniqueViolationError("duplicate key"),
+        asyncpg.exceptions.UndefinedTableError('relation "message" does not exist'),
+        asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+        asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress"),
+        wrapped(asyncpg.exceptions.NotNullViolationError("null value")),
+        wrapped(sqlite3.OperationalError("no such table: message")),
+        sa_exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")),
+        ValueError("a bug"),
+        RuntimeError("session kept changing"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_these_are_bugs_not_outages(error: BaseException) -> None:
+    assert not is_database_unavailable(error)
+
+
+def test_a_connection_error_merely_handled_on_the_way_is_no_cause() -> None:
+    try:
+        try:
+            raise ConnectionResetError()
+        except ConnectionResetError:
+            raise ValueError("a bug while handling it") from None
+    except ValueError as error:
+        assert not is_database_unavailable(error)
+
+
+# -- the webhooks in front of an inbox whose database is away -----------------------------
+
+
+@dataclass
+class AwayInbox:
+    """The engine's inbox while PostgreSQL refuses connections (or hangs, with ``hang``)."""
+
+    hang: bool = False
+    up: bool = False
+    calls: list[InboundSms | StatusReport] = field(default_factory=list)
+
+    async def receive(self, sms: InboundSms) -> str | None:
+        self.calls.append(sms)
+        await self._database()
+        return "the next question"
+
+    async def status(self, report: StatusReport) -> None:
+        self.calls.append(report)
+        await self._database()
+
+    async def _database(self) -> None:
+        if self.up:
+            return
+        if self.hang:
+            await asyncio.sleep(3600)
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient
+    inner: AwayInbox
+    spool: Spool
+
+    def spooled(self) -> list[str]:
+        return [r.gateway_id or r.ref or "" for r in self.spool.read(0, max_records=1000).records]
+
+
+async def harness(tmp_path: Path, *, max_bytes: int = 1 << 20, hang: bool = False) -> AsyncIterator[Harness]:
+    settings = make_settings(kannel_secret=KANNEL_SECRET)
+    app = FastAPI()
+    app.include_router(webhooks.make_router(settings))
+    app.include_router(kannel_webhooks.make_router(settings))
+    spool = Spool(tmp_path / "spool", max_bytes=max_bytes)
+    spool.open()
+    inner = AwayInbox(hang=hang)
+    app.state.inbox = SpoolingInbox(inner, spool, timeout_s=0.5)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client:
+        yield Harness(client, inner, spool)
+    spool.close()
+
+
+@pytest.fixture
+async def away(tmp_path: Path) -> AsyncIterator[Harness]:
+    async for h in harness(tmp_path):
+        yield h
+
+
+async def test_a_reply_during_the_outage_gets_empty_twiml_and_is_spooled(away: Harness) -> None:
+    response = await post_signed(away.client, INBOUND, inbound("٤"))
+    assert response.status_code == 200 and twiml_messages(response) == []
+    assert away.spooled() == ["SM" + "a" * 32]
+    [rec] = away.spool.read(0).records
+    assert (rec.kind, rec.gateway, rec.sender, rec.body, rec.to) == (
+        "sms",
+        "twilio",
+        "+218910000001",
+        "٤",
+        "1415",
+    )
+
+
+async def test_a_forged_signature_is_refused_during_the_outage_and_never_spooled(away: Harness) -> None:
+    forged = await post_signed(away.client, INBOUND, inbound(), signature="bm90IGEgc2lnbmF0dXJl")
+    unsigned = await away.client.post(INBOUND, content=urlencode(inbound()))
+    status = await post_signed(
+        away.client, STATUS, {"MessageSid": "SM1", "MessageStatus": "delivered"}, signature="x"
+    )
+    wrong_secret = await away.client.get(
+        "/sms/kannel/inbound?" + urlencode({"secret": "guess", "from": "+2189", "text": "1"})
+    )
+    assert [r.status_code for r in (forged, unsigned, status, wrong_secret)] == [403, 403, 403, 403]
+    assert away.inner.calls == [] and away.spooled() == [] and not away.spool.has_backlog()
+
+
+async def test_once_spooled_the_next_replies_queue_behind_without_asking_the_database(away: Harness) -> None:
+    await post_signed(away.client, INBOUND, inbound("1", MessageSid="SM1"))
+    away.inner.up = True  # the database is back, but the first reply is not stored yet
+    second = await post_signed(away.client, INBOUND, inbound("2", MessageSid="SM2"))
+    assert twiml_messages(second) == []  # no inline answer ahead of the first reply's
+    assert away.spooled() == ["SM1", "SM2"] and len(away.inner.calls) == 1
+
+
+async def test_kannel_replies_and_delivery_reports_are_spooled_too(away: Harness) -> None:
+    query = {"secret": KANNEL_SECRET, "from": "+218910000002", "to": "1415", "text": "نعم", "id": "k-1"}
+    mo = await away.client.get("/sms/kannel/inbound?" + urlencode(query))
+    assert mo.status_code == 200 and mo.content == b""  # no SMS back now: it goes by sendsms later
+    dlr = await away.client.get(
+        "/sms/kannel/dlr?" + urlencode({"secret": KANNEL_SECRET, "ref": "d7", "status": "1"})
+    )
+    twilio = await post_signed(away.client, STATUS, {"MessageSid": "SM9", "MessageStatus": "delivered"})
+    assert (dlr.status_code, twilio.status_code) == (200, 204)
+    kinds = [(r.kind, r.gateway, r.state) for r in away.spool.read(0).records]
+    assert kinds == [
+        ("sms", "kannel", None),
+        ("status", "kannel", "delivered"),
+        ("status", "twilio", "delivered"),
+    ]
+
+
+async def test_a_hanging_database_is_given_up_on_in_time(tmp_path: Path) -> None:
+    async for h in harness(tmp_path, hang=True):
+        started = asyncio.get_running_loop().time()
+        response = await post_signed(h.client, INBOUND, inbound())
+        assert response.status_code == 200 and twiml_messages(response) == []
+        assert asyncio.get_running_loop().time() - started < 2.0  # the timeout is 0.5 s here
+        assert h.spooled() == ["SM" + "a" * 32]
+
+
+async def test_a_full_spool_answers_503_and_says_so_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    one = len(encode(SpoolRecord.inbound(InboundSms("twilio", "SM0", "+218910000001", "1", "1415"))))
+    async for h in harness(tmp_path, max_bytes=one * 2):
+        with caplog.at_level(logging.ERROR):
+            codes = [
+                (await post_signed(h.client, INBOUND, inbound("1", MessageSid=f"SM{i}"))).status_code
+                for i in range(4)
+            ]
+            kannel = await h.client.get(
+                "/sms/kannel/inbound?"
+                + urlencode({"secret": KANNEL_SECRET, "from": "+2189", "text": "1", "id": "k"})
+            )
+        assert codes[:1] == [200] and codes[-1] == 503 and kannel.status_code == 503
+        assert h.spool.stats.rejected_full == 3  # webhook calls answered 503
+        assert any("spool refused" in r.getMessage() and "limit" in r.getMessage() for r in caplog.records)
