@@ -1,8 +1,9 @@
 """Password hashing (Argon2id) and the password policy.
 
 Parameters are argon2-cffi's RFC 9106 "low memory" profile (t=3, m=64 MiB, p=4): one
-verification costs about 50–80 ms on this project's 2-core machine, which bounds guessing
-without making login slow. Hashes made with older parameters are re-hashed at the next login.
+verification costs about 100–120 ms on this project's 2-core machine (120–150 ms while other
+work runs; pages run it in a worker thread), which bounds guessing without making login slow.
+Hashes made with older parameters are re-hashed at the next login.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
     python scripts/bench/web_pages.py --sessions 100
 
 The database holds ``--campaigns`` campaigns (default 1,000) and ``--audit-rows`` audit rows
-(default 100,000). Each session is a real server-side session (an admin's, second factor
-done) sending its cookie. Two runs:
+(default 100,000), analysed after the bulk load as autovacuum would have them on a database in
+service. Each session is a real server-side session (an admin's, second factor done) sending
+its cookie. Two runs:
 
 * back to back: every session requests its next page as soon as the last one arrived, for
   ``--pages`` pages in all -> ``pages_per_s`` (the most one ``serve`` gives);

@@ -69,6 +69,24 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
     "real_asterisk_calls.py": [
         (["--calls", "2"], {"calls", "completed", "answers", "seconds"}),
     ],
+    "acd_load.py": [
+        (
+            ["--agents", "4", "--callers", "10", "--agi-processes", "2", "--talk-s", "1"],
+            {
+                "callers",
+                "connected",
+                "abandoned",
+                "lost",
+                "double_routed",
+                "callbacks_out_of_order",
+                "wallboard_matches_recount",
+                "routing_p99_ms",
+                "event_to_desk_p99_ms",
+                "wait_estimate_median_abs_error_s",
+                "actual_wait_median_s",
+            },
+        ),
+    ],
     "results_scale.py": [
         (
             ["--citizens", "2000", "--questions", "3", "--municipalities", "12"],
