@@ -227,6 +227,18 @@ def make_worker(
     )
 
 
+async def _wind_down(worker: Worker) -> None:
+    """Cancel the jobs in flight and wait until every one has ended, before ``close()`` runs
+    ``_shutdown``. arq's own close() gathers its jobs without ``return_exceptions``, so it returns
+    at the first cancelled job while others may still be giving their claimed rows back — and
+    then the runtime they need is closed under them (a stop that left a chunk ``sending``)."""
+    for task in worker.tasks.values():
+        if not task.done():
+            task.cancel()
+    pending = [*worker.tasks.values(), *worker.job_tasks.values()]
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def run_worker(
     settings: Settings, *, stop: asyncio.Event | None = None, gateway: Gateway | None = None
 ) -> None:
@@ -253,6 +265,7 @@ async def run_worker(
                 runner.cancel()
             await asyncio.gather(runner, stopper, return_exceptions=True)
             try:
+                await _wind_down(worker)
                 await worker.close()
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 log.debug("closing a worker whose Redis is gone")

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
@@ -32,6 +33,7 @@ from callcenter.settings import Settings
 from callcenter.sms.encoding import SmsEncoding, analyse
 from callcenter.sms.gateways.base import Gateway, OutboundSms, SendResult
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 D = models.table(models.Delivery)
@@ -117,7 +119,7 @@ class Sender:
             if until is not None:
                 result.resume_at = until
                 break
-            rows = await self._claim(campaign_id, size)
+            rows = await self._claim_to_the_end(campaign_id, size)
             if not rows:
                 result.resume_at = await self._finish_or_next(campaign_id)
                 break
@@ -125,13 +127,8 @@ class Sender:
                 stopped = await self._send_rows(campaign, rows, texts, bucket, result)
             except asyncio.CancelledError:
                 # A stopping worker: what was not recorded goes back to the outbox now,
-                # not after the reconciler's deadline. arq may cancel the job again while it
-                # closes; the release is finished all the same before the job ends.
-                release = asyncio.ensure_future(self._release([r.id for r in rows]))
-                while not release.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(release)
-                release.result()
+                # not after the reconciler's deadline.
+                await _to_the_end(self._release([r.id for r in rows]))
                 raise
             if stopped:
                 result.stopped = stopped
@@ -141,6 +138,18 @@ class Sender:
         return result
 
     # -- claiming -------------------------------------------------------------------------
+
+    async def _claim_to_the_end(self, campaign_id: int, size: int) -> list[Any]:
+        """Claim a chunk; a cancellation that lands while the claim commits (or while its
+        connection goes back to the pool) waits for it and gives the rows back, so a stopping
+        worker never leaves a claimed chunk for the reconciler's deadline."""
+        claim = asyncio.ensure_future(self._claim(campaign_id, size))
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            rows = await _to_the_end(claim)
+            await _to_the_end(self._release([r.id for r in rows]))
+            raise
 
     async def _claim(self, campaign_id: int, size: int) -> list[Any]:
         due = or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= func.now())
@@ -388,3 +397,13 @@ class Sender:
 
 def _lang(value: str) -> Language:
     return "en" if value == "en" else "ar"
+
+
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """Finish ``work`` however often the caller is cancelled meanwhile (arq's close() cancels a
+    job again while it winds down); the caller's cancellation is then raised as usual by it."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    return task.result()

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -273,6 +274,36 @@ async def test_a_lane_cancelled_twice_while_it_releases_still_gives_its_rows_bac
         await rt.close()
 
 
+async def test_a_lane_cancelled_as_its_claim_commits_gives_the_claimed_rows_back(
+    pg: AsyncEngine, campaign: int, redis: aioredis.Redis, redis_db: int, tmp_path: Path
+) -> None:
+    """The claim has committed but the connection is still going back to the pool when the
+    stop lands: the rows it claimed go back too, not after the reconciler's deadline."""
+    settings = make_settings(tmp_path, pg.url.render_as_string(hide_password=False), redis_db)
+    rt = await Runtime.start(settings, gateway=StuckGateway())
+    committed = asyncio.Event()
+    real_claim = rt.sender._claim
+
+    async def slow_to_return(campaign_id: int, size: int) -> list[Any]:
+        rows = await real_claim(campaign_id, size)
+        committed.set()
+        await asyncio.sleep(0.5)  # the pool's reset, on a loaded machine
+        return rows
+
+    rt.sender._claim = slow_to_return  # type: ignore[method-assign]
+    try:
+        await start_campaign(rt, campaign, actor="test")
+        lane = asyncio.create_task(rt.sender.run_lane(campaign))
+        await asyncio.wait_for(committed.wait(), 10)
+        assert (await counts(pg, campaign)).get("sending")
+        lane.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await lane
+        assert await counts(pg, campaign) == {"pending": 600}
+    finally:
+        await rt.close()
+
+
 async def test_a_redis_lost_during_arqs_watch_restarts_the_worker_instead_of_crashing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -286,6 +317,10 @@ async def test_a_redis_lost_during_arqs_watch_restarts_the_worker_instead_of_cra
     runs: list[int] = []
 
     class FlakyWorker:
+        def __init__(self) -> None:
+            self.tasks: dict[str, asyncio.Task[None]] = {}
+            self.job_tasks: dict[str, asyncio.Task[None]] = {}
+
         async def async_run(self) -> None:
             runs.append(1)
             if len(runs) == 1:
