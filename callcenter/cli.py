@@ -104,6 +104,7 @@ def agi(
             loop.add_signal_handler(sig, stop.set)
         await run_telephony(settings, stop, dial=dial)
 
+    tune_gc()  # the routing rounds' pauses, like serve's
     run(main)
 
 

@@ -3,8 +3,10 @@
 N simulated citizens get the invitation through the loopback gateway (a Redis stream),
 read it as a person would (which question is this?), and reply through the real webhook:
 in Arabic or English, with Arabic-Indic digits or words, some with bad answers first, some
-opting out, some silent; a few replies are delivered twice, as gateways do on retries.
-At the end the numbers are recounted from the database.
+opting out, some silent; a few replies are delivered twice, as gateways do on retries. The
+silent ones then answer by phone on the Asterisk simulator, and a few citizens key 0 or 2
+for a person: the demo's agents take them, some give up waiting, some are called back
+(:mod:`callcenter.demo_agents`). At the end the numbers are recounted from the database.
 
 By default the run is kept in the embedded SQLite database under ``data_dir`` (the one
 ``callcenter up`` serves), so that a newcomer can open the app and see its inquiry,
@@ -40,6 +42,7 @@ from callcenter.accounts.service import find_user, user_view
 from callcenter.accounts.sessions import revoke_all
 from callcenter.audit import audit
 from callcenter.citizens.importer import import_citizens
+from callcenter.db import make_engine
 from callcenter.errors import CallCenterError
 from callcenter.inquiries import create_inquiry, load_definition, set_status
 from callcenter.inquiry.definition import Inquiry, InquiryStatus, Language, Question, QuestionKind
@@ -63,6 +66,8 @@ BAD = ["🙂", "banana", "ممتاز جدا!!", "9", "???", "لا أعرف رب�
 #: The account a newcomer logs in with after the demo (development only; see ensure_demo_account).
 DEMO_EMAIL = "demo@1415.local"
 DEMO_NAME = "Demo operator"
+#: citizens who then ask for a person (keys 0 and 2), taken by the demo's agents
+AGENT_CALLERS = 12
 
 
 class DemoRefused(CallCenterError):
@@ -251,10 +256,15 @@ async def _run(
 ) -> tuple[dict[str, Any], Results]:
     started = time.perf_counter()
     rng = random.Random(seed)
+    # migrated before the app starts: its spool drainer reads the tables at once
+    schema = make_engine(settings, pool_size=1)
+    try:
+        await upgrade(schema)
+    finally:
+        await schema.dispose()
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         engine = app.state.engine
-        await upgrade(engine)
         await ensure_starter_register(engine)  # the register names the citizens' municipalities
         demo_user = await ensure_demo_account(engine, settings) if account else None
         data = parse_inquiry_yaml(SAMPLE.read_text(encoding="utf-8"), source=str(SAMPLE))
@@ -288,8 +298,10 @@ async def _run(
         stop.set()
         await worker
         voice = await _voice(settings, engine, inquiry, people, progress=progress)
+        agents = await _agents(settings, engine, app.state.redis, people, seed=seed)
         summary = await _recount(engine, inquiry, people, stats, campaign_id=campaign_id, tag=tag)
         summary |= voice
+        summary["to_agents"] = agents
         summary["inquiry"] = data.slug
         summary["demo_account"] = DEMO_EMAIL if demo_user is not None else None
         summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -455,6 +467,17 @@ async def _voice(
         async with Simulator(config) as sim:
             await sim.run_callers(callers, concurrency=100)
     return {"voice_calls": len(callers)}
+
+
+async def _agents(
+    settings: Settings, engine: Any, redis: Any, people: dict[str, Citizen], *, seed: int
+) -> dict[str, Any]:
+    """Then some citizens (never one who opted out: no callback would be made) key 0 or 2
+    for a person: the demo's agents take them (:mod:`callcenter.demo_agents`)."""
+    from callcenter.demo_agents import run_agents
+
+    callers = [p for p in people.values() if p.persona not in ("stop", "opted_out")][:AGENT_CALLERS]
+    return await run_agents(settings, engine, redis, ["0" + p.phone[4:] for p in callers], seed=seed)
 
 
 def _keypad(question: Question, citizen: Citizen) -> tuple[str, str] | None:

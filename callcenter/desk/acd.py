@@ -130,6 +130,12 @@ class Acd:
         await self._after(change.events, change.after)
         return change
 
+    async def defer(self, entry_id: str, *, until: float, agent_id: str | None = None, reason: str) -> None:
+        """Not before ``until`` (see ``RoutingStore.defer``), logged: a deferred callback holds
+        nobody back meanwhile, and the log must say why it was passed over."""
+        events = await self.store.defer(entry_id, until=until, agent_id=agent_id, reason=reason)
+        await self._after(events)
+
     async def round(self) -> Round:
         routed = await self.store.round()
         await self._after(routed.events, *(record for _, record, _ in routed.offered))

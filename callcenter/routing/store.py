@@ -5,10 +5,21 @@ every waiting caller across all ``agi`` processes (one per Asterisk server) and 
 processes (the desk changes agent states). Every change runs as *lock, read, pure move, write*:
 the lock is one key (``SET NX PX``), the write is one Lua script that applies only while the
 lock is still ours (a process paused past the lock's life cannot write over a newer state),
-and the clock is Redis' ``TIME``, so processes on different hosts share one clock. A change
-takes four round trips and a pure call: well under the 2 ms a round may cost, and one writer
+and the clock is Redis' ``TIME``, so processes on different hosts share one clock. One writer
 at a time is what makes "no caller to two agents, no agent with two callers" hold by
 construction rather than by luck.
+
+Why the lock is held only for the change itself: a change takes two round trips and a pure
+call — one MULTI/EXEC that takes the lock and reads the state, one script that writes and
+frees it — and between them the process does nothing else. Those two calls go through a
+synchronous connection of the store's own, so the event loop never runs another coroutine
+(another caller's AGI, another page) while this process holds the shared lock: its hold is
+the time the change takes (well under a millisecond for a round over 200 agents and 150
+callers), not the time a busy process takes to come back to it. Waiting *for* the lock does
+yield (a process's changes queue behind a local lock, so one of them polls Redis at a time),
+and a value read is decoded again only when its stored text changed. The garbage collector
+is paused for that time too (what the change leaves to collect is collected after it): a
+collection of a big heap in the middle would hold every process's changes back.
 
 Redis carries the live state only. Every change returns its events; the caller (``desk.acd``)
 appends them to the ``routing_event`` table, from which the state can be rebuilt and from
@@ -26,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -37,6 +49,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar, cast
 
+import redis as sync_redis
 from redis.asyncio import Redis
 
 from callcenter.errors import CallCenterError, NotFound
@@ -56,7 +69,7 @@ from callcenter.routing.model import (
     RoutingState,
     change_state,
 )
-from callcenter.routing.strategy import decide
+from callcenter.routing.strategy import announcements, decide
 from callcenter.routing.strategy import enqueue as pure_enqueue
 
 T = TypeVar("T")
@@ -65,9 +78,18 @@ log = logging.getLogger(__name__)
 LOCK_TTL_MS: Final = 2000
 LOCK_WAIT_S: Final = 3.0
 
-#: which hashes a change reads: agents, entries, outcomes, stats, contact, announcements
+#: what a change reads: the agents, entries, outcomes, stats and contact hashes, and the
+#: announcements' text
 _CHANGE_READS: Final = "111100"
 _ROUND_READS: Final = "110101"  # a round needs no outcomes, but the announcements as stored
+
+#: the announcements' text, unless a later round's is there already (ARGV[2]: the round's time)
+_ANNOUNCE = """
+if tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
 
 #: the writes applied only while the lock is still ours; returns Redis' time (0: not ours)
 _COMMIT = """
@@ -96,9 +118,12 @@ class RoundTimes:
 
     def __init__(self, maxlen: int = 200_000) -> None:
         self.samples: deque[float] = deque(maxlen=maxlen)
+        #: as this process saw each one: (taking the lock and reading, deciding, writing)
+        self.parts: deque[tuple[float, float, float]] = deque(maxlen=maxlen)
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float, parts: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         self.samples.append(seconds)
+        self.parts.append(parts)
 
     def percentile(self, q: float) -> float | None:
         """Nearest rank (``q`` in 0..1), or ``None`` without samples."""
@@ -202,9 +227,9 @@ class Snapshot:
     outcomes: dict[str, Outcome]
     stats: dict[str, QueueStats]
     contact: dict[str, float]
-    #: each waiting caller's announcement as stored (JSON text), so a round rewrites only
-    #: those that changed
-    announced: dict[str, str] = field(default_factory=dict)
+    #: the announcements' text as stored (read by rounds only), so a round writes them only
+    #: when they changed
+    announced: bytes | str | None = None
 
     def state(self) -> RoutingState:
         return RoutingState(
@@ -240,20 +265,12 @@ class _Write:
 
     def drop_entry(self, entry_id: str) -> None:
         self.ops.append(["hdel", self.keys.entries, entry_id])
-        self.ops.append(["hdel", self.keys.announcements, entry_id])
 
     def outcome(self, entry_id: str, outcome: Outcome) -> None:
         self.ops.append(["hset", self.keys.outcomes, entry_id, json.dumps(_asdict(outcome))])
 
     def drop_outcome(self, entry_id: str) -> None:
         self.ops.append(["hdel", self.keys.outcomes, entry_id])
-
-    def announcement(self, a: Announcement, stored: str | None = None) -> None:
-        """Written unless ``stored`` already says the same."""
-        wait = "null" if a.expected_wait is None else float.__repr__(float(a.expected_wait))
-        value = f"[{a.position}, {wait}, {'true' if a.offer_callback else 'false'}]"  # json.dumps's
-        if value != stored:
-            self.ops.append(["hset", self.keys.announcements, a.entry, value])
 
     def event(self, kind: str, at: float, **subjects: Any) -> None:
         data = subjects.pop("data", {})
@@ -286,7 +303,11 @@ class _Keys:
 
     @property
     def announcements(self) -> str:
-        return f"{self.prefix}:announce"
+        return f"{self.prefix}:announced"
+
+    @property
+    def announced_at(self) -> str:
+        return f"{self.prefix}:announced:at"
 
     @property
     def stats(self) -> str:
@@ -330,7 +351,12 @@ class RoutingStore:
         self.redis = redis
         self.keys = _Keys(prefix)
         self.lock_ttl_ms = lock_ttl_ms
-        self._commit = redis.register_script(_COMMIT)
+        self._sync = _sync_twin(redis)
+        self._last_read = 0.0  # the last lock-and-read, seconds
+        self._collecting = True  # whether the collector ran before the lock was taken
+        self._announced: tuple[bytes | str | None, dict[str, Any]] = (None, {})
+        self._commit = self._sync.register_script(_COMMIT)
+        self._announce_newer = redis.register_script(_ANNOUNCE)
         self._decoded = _Decoded()
 
     # -- reading ------------------------------------------------------------------------------
@@ -346,7 +372,7 @@ class RoutingStore:
             pipe.hgetall(k.outcomes)
             pipe.hgetall(k.stats)
             pipe.hgetall(k.contact)
-            pipe.hgetall(k.announcements)
+            pipe.get(k.announcements)
             raw = await pipe.execute()
         return self._decoded.snapshot(*raw)
 
@@ -355,10 +381,18 @@ class RoutingStore:
         return Outcome(**json.loads(raw)) if raw else None
 
     async def announcement(self, entry_id: str) -> tuple[int, float | None, bool] | None:
-        raw = await _aw(self.redis.hget(self.keys.announcements, entry_id))
+        """What the last round would tell this waiting caller: place, expected wait (``None``:
+        nobody serves the queue), whether to offer a callback now; ``None`` if it was not among
+        the waiting. The text is parsed once per round however many callers read it."""
+        raw = await _aw(self.redis.get(self.keys.announcements))
         if not raw:
             return None
-        position, wait, offer = json.loads(raw)
+        if raw != self._announced[0]:
+            self._announced = (raw, json.loads(raw))
+        found = self._announced[1].get(entry_id)
+        if found is None:
+            return None
+        position, wait, offer = found
         return int(position), wait, bool(offer)
 
     async def agent(self, agent_id: str) -> AgentRecord | None:
@@ -656,9 +690,8 @@ class RoutingStore:
         written, announcements refreshed."""
         locked = self._locked(_ROUND_READS)
         async with locked as (snap, write):
-            if not snap.entries:
-                return Round(Decisions())
-            locked.timed = True
+            if snap.entries:
+                locked.timed = True
             known = {q.queue.id for q in snap.queues}
             for waiting in [w for w in snap.entries.values() if w.entry.queue not in known]:
                 # its queue was removed: the caller is told so (never silence), and the other
@@ -673,7 +706,8 @@ class RoutingStore:
                 )  # fmt: skip
                 write.event("entry.overflowed", snap.now, entry=gone.id, queue=gone.queue,
                             data={"reason": "closed", "outcome": str(Overflow.MESSAGE)})  # fmt: skip
-            decisions = decide(snap.state(), snap.now)
+            state = snap.state()
+            decisions = decide(state, snap.now, announce=False)  # announced once the lock is free
             offered: list[tuple[Offer, AgentRecord, Caller]] = []
             for offer in decisions.offers:
                 waiting = snap.entries[offer.entry]
@@ -707,9 +741,23 @@ class RoutingStore:
                     data={"reason": str(over.reason), "outcome": str(over.outcome),
                           "waited": snap.now - waiting.entry.enqueued_at},
                 )  # fmt: skip
-            for announcement in decisions.announcements:
-                write.announcement(announcement, snap.announced.get(announcement.entry))
-        return Round(decisions, tuple(write.events), tuple(offered))
+        out = {o.entry for o in decisions.offers} | {o.entry for o in decisions.overflows}
+        line = replace(state, entries=tuple(e for e in state.entries if e.id not in out))
+        told = announcements(line, snap.now)
+        await self._announce(told, snap.now, snap.announced)
+        return Round(replace(decisions, announcements=told), tuple(write.events), tuple(offered))
+
+    async def _announce(self, told: Iterable[Announcement], at: float, stored: bytes | str | None) -> None:
+        """Every waiting caller's announcement as one text (entry -> [position, wait, offer a
+        callback]), from a round's decision, written once the lock is free (announcements
+        decide nothing) unless ``stored`` already says the same, and never over the text of a
+        later round (``at``: this one's Redis time). A round that moves the line rewrites every
+        place for the cost of one write; one that does not, for none."""
+        places = {a.entry: [a.position, a.expected_wait, a.offer_callback] for a in told}
+        text = json.dumps(places, separators=(",", ":"))
+        if text != ((stored.decode() if isinstance(stored, bytes) else stored) or "{}"):
+            keys = [self.keys.announcements, self.keys.announced_at]
+            await self._announce_newer(keys=keys, args=[text, repr(at)])
 
     async def forget(self, entry_id: str) -> None:
         """Drop an entry's outcome once its process has acted on it."""
@@ -729,22 +777,33 @@ class RoutingStore:
     ) -> tuple[str, Snapshot]:
         """The lock, and the state read under it in the same round trip: one MULTI/EXEC whose
         reads count only if its ``SET NX`` took the lock (``reads``: which of agents, entries,
-        outcomes, stats, contact and announcements; the rest are empty)."""
+        outcomes, stats, contact and the announcements' text; the rest are empty)."""
         token = secrets.token_hex(8)
         deadline = deadline or time.monotonic() + LOCK_WAIT_S
         pause = 0.0002
         k = self.keys
-        hashes = [k.agents, k.entries, k.outcomes, k.stats, k.contact, k.announcements]
-        wanted = [key for key, flag in zip(hashes, reads, strict=True) if flag == "1"]
+        hashes = [k.agents, k.entries, k.outcomes, k.stats, k.contact]
+        wanted = [key for key, flag in zip(hashes, reads[:-1], strict=True) if flag == "1"]
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(k.lock, token, nx=True, px=self.lock_ttl_ms)
-                pipe.time()
-                pipe.get(k.queues)
-                for key in wanted:
-                    pipe.hgetall(key)
-                taken, clock, queues, *found = await pipe.execute()
+            started = time.perf_counter()
+            self._collecting = gc.isenabled()
+            gc.disable()  # until the write: see the module's doc
+            taken = False
+            try:
+                with self._sync.pipeline(transaction=True) as pipe:  # blocking: see the module's doc
+                    pipe.set(k.lock, token, nx=True, px=self.lock_ttl_ms)
+                    pipe.time()
+                    pipe.get(k.queues)
+                    for key in wanted:
+                        pipe.hgetall(key)
+                    if reads[-1] == "1":
+                        pipe.get(k.announcements)
+                    taken, clock, queues, *found = pipe.execute()
+            finally:
+                if not taken and self._collecting:
+                    gc.enable()
             if taken:
+                self._last_read = time.perf_counter() - started
                 break
             if time.monotonic() > deadline:
                 log.warning("routing lock not had in %.1f s (held by another process)", LOCK_WAIT_S)
@@ -758,7 +817,11 @@ class RoutingStore:
     async def _release(self, token: str, write: _Write | None) -> float | None:
         """Apply the writes and free the lock; Redis' time then (``None``: the lock was gone)."""
         ops = write.ops if write is not None else []
-        applied = await self._commit(keys=[self.keys.lock], args=[token, json.dumps(ops)])
+        try:
+            applied = self._commit(keys=[self.keys.lock], args=[token, json.dumps(ops)])  # blocking, too
+        finally:
+            if self._collecting:
+                gc.enable()
         if not applied and ops:
             log.warning("routing lock expired before a change was written (%d writes dropped)", len(ops))
             raise LockLost("the routing lock expired before the change was written; nothing was applied")
@@ -791,17 +854,21 @@ class _Locked:
         except BaseException:
             self.local.release()
             raise
+        self._read = (self.store._last_read, time.perf_counter())
         self._taken = snap.now
         self.write = _Write(self.store.keys)
         return snap, self.write
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        writing = time.perf_counter()
         try:
             released = await self.store._release(self.token, self.write if exc_type is None else None)
         finally:
             self.local.release()
         if self.timed and exc_type is None and released is not None:
-            ROUND_TIMES.record(released - self._taken)
+            read_s, decided = self._read
+            parts = (read_s, writing - decided, time.perf_counter() - writing)
+            ROUND_TIMES.record(released - self._taken, parts)
 
 
 #: per event loop and store prefix: the changes of one process take the shared lock one after
@@ -854,7 +921,7 @@ class _Decoded:
         outcomes: Mapping[Any, Any] | None,
         stats: Mapping[Any, Any] | None,
         contact: Mapping[Any, Any] | None,
-        announced: Mapping[Any, Any] | None,
+        announced: bytes | str | None,
     ) -> Snapshot:
         """The snapshot of what was read (``None``: not read, empty in the snapshot)."""
         self.agents, agent_values = _reuse(self.agents, agents, _load_agent)
@@ -868,7 +935,7 @@ class _Decoded:
             outcomes=outcome_values,
             stats={_s(q): QueueStats(*json.loads(v)) for q, v in (stats or {}).items()},
             contact={_s(a): float(v) for a, v in (contact or {}).items()},
-            announced={_s(e): _s(v) for e, v in (announced or {}).items()},
+            announced=announced,  # as stored: compared, never decoded
         )
 
 
@@ -898,6 +965,31 @@ def _reuse(
 
 def _load_outcome(_entry: str, raw: bytes | str) -> Outcome:
     return Outcome(**json.loads(raw))
+
+
+def _sync_twin(client: Redis) -> sync_redis.Redis:
+    """A synchronous client to the same server and database as ``client`` (for the locked
+    change only), with timeouts no longer than the lock's life, so a stalled Redis stalls the
+    process no longer than the lock would have lasted anyway."""
+    pool = client.connection_pool
+    kwargs = {
+        k: v
+        for k, v in pool.connection_kwargs.items()
+        if k not in ("parser_class", "redis_connect_func", "connection_class", "retry")
+    }
+    limit = LOCK_TTL_MS / 1000
+    kwargs["socket_timeout"] = min(kwargs.get("socket_timeout") or limit, limit)
+    kwargs["socket_connect_timeout"] = min(kwargs.get("socket_connect_timeout") or limit, limit)
+    kind = pool.connection_class.__name__
+    connection_class: type[sync_redis.Connection] | type[sync_redis.UnixDomainSocketConnection]
+    connection_class = sync_redis.Connection
+    if kind == "UnixDomainSocketConnection" or "path" in kwargs:
+        connection_class = sync_redis.UnixDomainSocketConnection
+    elif kind == "SSLConnection":
+        connection_class = sync_redis.SSLConnection
+    return sync_redis.Redis(
+        connection_pool=sync_redis.ConnectionPool(connection_class=connection_class, **kwargs)
+    )
 
 
 def _aw(value: Any) -> Awaitable[Any]:

@@ -55,13 +55,16 @@ from callcenter.routing.model import (
 _Slot = tuple[float, str]
 
 
-def decide(state: RoutingState, now: float) -> Decisions:
+def decide(state: RoutingState, now: float, *, announce: bool = True) -> Decisions:
     """Who is offered to whom, who overflows, and what each waiting caller is told.
 
     An entry that reaches its queue's ``max_wait`` in the very round an agent frees up is
     offered, not overflowed: the limit is there to end waits, not to turn callers away.
     Callbacks never overflow and are not announced (nobody is on the line). An entry whose
     ``not_before`` is still ahead is skipped altogether, keeping its place for when it is due.
+
+    ``announce=False`` leaves the announcements out (the shared store decides under its lock
+    and announces after it, with :func:`announcements` on the state the decision left).
     """
     index = _index(state.queues)
     queues = index.by_id
@@ -92,7 +95,22 @@ def decide(state: RoutingState, now: float) -> Decisions:
             overflows.append(Overflowed(entry.id, queue.id, queue.on_max_wait, OverflowReason.MAX_WAIT))
             continue
         remaining.append(entry)
-    return Decisions(tuple(offers), tuple(overflows), _announce(remaining, queues, staffed, state.stats, now))
+    told = _announce(remaining, queues, staffed, state.stats, now) if announce else ()
+    return Decisions(tuple(offers), tuple(overflows), told)
+
+
+def announcements(state: RoutingState, now: float) -> tuple[Announcement, ...]:
+    """What :func:`decide` tells the waiting callers of a state in which it offers and
+    overflows nobody, e.g. the state a decision left once its offers and overflows are out
+    of the line: ``decide(s, t).announcements == announcements(s', t)`` for that ``s'``."""
+    index = _index(state.queues)
+    waiting = {e.queue for e in state.entries}
+    unknown = waiting - index.by_id.keys()
+    if unknown:
+        raise RoutingConfigError("entries wait in queues the state does not have", queues=sorted(unknown))
+    _, staffed, _ = _pools(state.agents, index, waiting)
+    due = [entry for entry in _in_order(state.entries) if entry.not_before <= now]
+    return _announce(due, index.by_id, staffed, state.stats, now)
 
 
 def _in_order(entries: Iterable[Entry]) -> list[Entry]:

@@ -109,7 +109,7 @@ class CallbackDialer:
             for waiting in snap.entries.values():
                 held = waiting.entry
                 if held.kind is EntryKind.CALLBACK and held.not_before < until:
-                    await self.acd.store.defer(held.id, until=until, reason="outside_call_hours")
+                    await self.acd.defer(held.id, until=until, reason="outside_call_hours")
         started: list[str] = []
         for record in snap.agents.values():
             entry = record.entry
@@ -176,7 +176,7 @@ class CallbackDialer:
             retry = now + timedelta(seconds=self.settings.callback_retry_after_s)
             await set_callback_status(self.engine, callback_id, "pending", next_attempt_at=retry)
             snap_now = (await self.acd.store.snapshot()).now
-            await self.acd.store.defer(
+            await self.acd.defer(
                 entry, until=snap_now + self.settings.callback_retry_after_s, agent_id=record.id,
                 reason="citizen_no_answer",
             )  # fmt: skip

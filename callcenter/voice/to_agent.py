@@ -495,7 +495,7 @@ class ToAgent:
             await set_callback_status(self.engine, callback_id, status)
         if handoff is None:  # the agent missed it: back at its place, dialled again soon
             until = (await self.acd.store.snapshot()).now + self.settings.callback_retry_after_s / 10
-            await self.acd.store.defer(entry_id, until=until, reason="agent_missed")
+            await self.acd.defer(entry_id, until=until, reason="agent_missed")
             await self._play(call, language, "callback-sorry")
             return Handoff.ENDED
         return handoff

@@ -1,7 +1,8 @@
 """One telephony process for acd_load.py: what ``callcenter agi`` runs (the FastAGI IVR with
 the ACD, the routing rounds, the callback dialer on AMI; settings from the environment), and at
-exit the routing rounds' durations as the store measured them (``ROUND_TIMES``, seconds) written
-as a JSON list to the file named by the only argument.
+exit the routing rounds' durations as the store measured them (``ROUND_TIMES``, seconds: the
+lock's hold on Redis' clock, and this process's view of reading, deciding and writing) written as
+JSON to the file named by the only argument.
 
     CALLCENTER_... python scripts/bench/_agi_process.py rounds.json
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (the checkout on sys.path)
 
+from callcenter.cli import tune_gc
 from callcenter.cli_common import run
 from callcenter.routing.store import ROUND_TIMES
 from callcenter.settings import Settings
@@ -31,8 +33,9 @@ def main(out: Path) -> None:
         try:
             await run_telephony(settings, stop, dial=True)
         finally:
-            out.write_text(json.dumps(list(ROUND_TIMES.samples)))
+            out.write_text(json.dumps({"held": list(ROUND_TIMES.samples), "parts": list(ROUND_TIMES.parts)}))
 
+    tune_gc()  # as ``callcenter agi`` does
     run(telephony)
 
 

@@ -61,8 +61,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter import models
 from callcenter.accounts.sessions import open_session
+from callcenter.demo_agents import hold_library
 from callcenter.desk.wallboard import day_bounds, read_wallboard, today
-from callcenter.inquiry.definition import Language
 from callcenter.routing.store import RoutingStore
 from callcenter.settings import Settings
 from callcenter.sim import (
@@ -70,18 +70,17 @@ from callcenter.sim import (
     CitizenModel,
     Outcome,
     PromptCaller,
-    PromptLibrary,
     QueueCaller,
     SimConfig,
     Simulator,
     engine_dialplan,
 )
 from callcenter.testing.kannel import _pdeathsig
-from callcenter.voice.ivr_prompts import Prompts
 
 BENCH = Path(__file__).resolve().parent
 GENERAL, SERVICES = "general", "services"
 WRAP_S = (1.0, 3.0)  # the agents' wrap-up at the desk, seconds
+GENERATOR_NICE = 10
 
 
 def options(parser: argparse.ArgumentParser) -> None:
@@ -142,14 +141,6 @@ async def prepare(engine: Any, args: argparse.Namespace) -> list[AgentSeat]:
             )  # fmt: skip
             seats.append(AgentSeat(str(user_id), f"PJSIP/{1000 + n}", opened.token, opened.csrf_token))
     return seats
-
-
-def library(settings: Settings) -> PromptLibrary:
-    """Hold music in 2 s pieces as in production; every other prompt file 0.6 s."""
-    prompts = Prompts(settings)
-    languages: tuple[Language, ...] = ("ar", "en")
-    hold = {path: 2000 for lang in languages for path in prompts.paths(lang, "hold-music")}
-    return PromptLibrary(durations_ms=hold, missing=set(), default_ms=600)
 
 
 def agent_rule(rng: random.Random, talk_s: float) -> Any:
@@ -219,8 +210,10 @@ def claim_redis(url: str) -> tuple[str, int | None]:
 
 
 def release_redis(url: str, db: int | None) -> None:
+    """The claimed database emptied (nothing of the run left behind) and given back."""
     if db is None:
         return
+    sync_redis.Redis.from_url(url).flushdb()
     base = url.rsplit("/", 1)[0]
     admin = sync_redis.Redis.from_url(f"{base}/0")
     admin.delete(f"cc-test-claim:{db}")
@@ -331,13 +324,14 @@ async def _run(
     args: argparse.Namespace, rng: random.Random, stack: AsyncExitStack, engine: Any, settings: Settings,
     seats: list[AgentSeat], env: dict[str, str], tmp: Path,
 ) -> dict[str, Any]:  # fmt: skip
-    prompts = library(settings)
+    prompts = hold_library(settings, default_ms=600)
     rule = agent_rule(rng, args.talk_s)
     citizens = CitizenModel(
         rule=lambda number: Outcome("answer", 800, PromptCaller({"rate-call": "5"}, number))
     )
     sims: list[Simulator] = []
     agis: list[tuple[subprocess.Popen[bytes], Path]] = []
+    starting: list[tuple[subprocess.Popen[bytes], threading.Event]] = []
     for k in range(args.agi_processes):
         port = free_port()
         config = SimConfig(
@@ -365,10 +359,16 @@ async def _run(
         )
         stack.callback(_kill, proc)
         agis.append((proc, rounds))
-        await wait_ready(proc, listening, "the telephony process")
+        starting.append((proc, listening))
     web_port = free_port()
     serve = spawn([sys.executable, "-m", "callcenter.cli", "serve", "--port", str(web_port)], env)
     stack.callback(_kill, serve)
+    for proc, listening in starting:  # all of them start at once
+        await wait_ready(proc, listening, "the telephony process")
+    # From here on this process (the simulated Asterisks) and the desks it starts (the agents'
+    # browsers) run at a lower CPU priority: in production they are other machines, and here
+    # they would otherwise take the engine's processes' turn on the two cores
+    os.nice(GENERATOR_NICE)
     base = f"http://127.0.0.1:{web_port}"
     await wait_healthy(base, serve)
     agents_file, desks_out = tmp / "agents.json", tmp / "desks.json"
@@ -408,7 +408,15 @@ async def _run(
     desk_results = json.loads(desks_out.read_text())
     for proc, _ in agis:
         await stop(proc)
-    round_times = [t for _, path in agis for t in json.loads(path.read_text())]
+    rounds = [json.loads(path.read_text()) for _, path in agis]
+    round_times = [t for r in rounds for t in r["held"]]
+    parts = [p for r in rounds for p in r["parts"]]
+    for q in (0.5, 0.9, 0.99):
+        read, decide, write = (ms(pct([p[i] for p in parts], q)) for i in range(3))
+        _common.note(
+            f"routing rounds, p{q * 100:g} as their processes saw them: "
+            f"read {read}, decide {decide}, write {write} ms"
+        )
     await stop(serve)
     return await figures(engine, settings, plan, round_times, desk_results)
 
@@ -454,6 +462,10 @@ async def figures(
     wrong, served = callbacks_out_of_order(events, examples)
     if wrong:
         _common.note(f"callbacks out of order: {examples}")
+        for example in examples[:2]:
+            ahead = example.rsplit("['", 1)[-1].split("'", 1)[0]
+            history = [(round(e.at, 3), e.kind, e.agent, e.queue, e.data) for e in events if e.entry == ahead]
+            _common.note(f"  {ahead}: {history}")
     guess = estimates(events)
     redis = aioredis.from_url(settings.redis_url or "")
     try:
@@ -473,6 +485,12 @@ async def figures(
         _common.note(f"wallboard {shown}\nrecount   {counted}")
     if fate.lost:
         _common.note(f"lost: {fate.lost_examples}")
+        ends = {"entry.connected", "entry.left", "entry.callback", "entry.overflowed", "entry.refused"}
+        done = {e.entry for e in events if e.kind in ends}
+        stray = [e.entry for e in events if e.kind == "entry.queued" and e.entry not in done][:2]
+        for entry in stray:
+            history = [(round(e.at, 3), e.kind, e.agent, e.data) for e in events if e.entry == entry]
+            _common.note(f"  {entry}: {history}")
     latencies = desk_results["latencies"]
     return {
         "agents": desk_results.get("ready"),

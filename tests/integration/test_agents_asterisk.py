@@ -9,7 +9,6 @@ Skipped without the Asterisk/SIPp builds, except under CI (``CI=true``), where i
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +21,13 @@ from callcenter import models
 from callcenter.desk.acd import Acd
 from callcenter.routing import AgentState
 from callcenter.settings import Settings
-from callcenter.testing.asterisk import AsteriskInstance, Toolchain, UasBehaviour, free_port
+from callcenter.testing.asterisk import Toolchain, UasBehaviour, free_port
+from callcenter.testing.asterisk_agents import AgentPhones
 from callcenter.voice.ivr import make_agi_server
 from callcenter.voice.ivr_prompts import write_silent_prompts
 from tests.agentlab import make_line
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(90)]
-
-
-class AgentPhones(AsteriskInstance):
-    """The project's dialplans, with agent phones' contacts on SIPp UASes (where a phone that
-    registered would be): ``phones`` maps the pjsip.conf endpoint (``101``) to a UDP port."""
-
-    def __init__(self, *args: Any, phones: Mapping[str, int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.phones = dict(phones)
-
-    def write_conf(self) -> Path:
-        conf = super().write_conf()
-        pjsip = conf / "pjsip.conf"
-        text = pjsip.read_text(encoding="utf-8")
-        for endpoint, port in self.phones.items():
-            header = f"[{endpoint}](agent-aor)"  # the aor takes its type from the template
-            assert header in text, f"pjsip.conf has no {header}"
-            text = text.replace(
-                header, f"{header}\ncontact = sip:{endpoint}@127.0.0.1:{port}\nqualify_frequency = 0"
-            )
-        pjsip.write_text(text, encoding="utf-8")
-        return conf
 
 
 async def events(engine: AsyncEngine, kind: str) -> list[Any]:

@@ -69,6 +69,9 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
     "real_asterisk_calls.py": [
         (["--calls", "2"], {"calls", "completed", "answers", "seconds"}),
     ],
+    "real_asterisk_agents.py": [
+        (["--agents", "2", "--callers", "4"], {"callers", "connected", "double_routed", "seconds"}),
+    ],
     "acd_load.py": [
         (
             ["--agents", "4", "--callers", "10", "--agi-processes", "2", "--talk-s", "1"],
@@ -119,7 +122,7 @@ def test_benchmark_runs_tiny_and_prints_one_json_object(
 ) -> None:
     if not (BENCH / script).exists():
         pytest.fail(f"{script} is missing")
-    if script == "real_asterisk_calls.py" or "kannel" in args:
+    if script in ("real_asterisk_calls.py", "real_asterisk_agents.py") or "kannel" in args:
         need_real_parts(kannel="kannel" in args)
     result = subprocess.run(
         [sys.executable, str(BENCH / script), *args],

@@ -131,6 +131,26 @@ async def test_the_agent_is_reserved_first_then_the_citizen_is_dialled_and_put_t
     assert kinds.index("entry.offered") < kinds.index("entry.connected") < kinds.index("entry.ended")
 
 
+async def test_an_answered_callback_is_never_dialled_again_while_its_agent_waits_to_be_rung(
+    lab: LabFactory,
+) -> None:
+    """The citizen answered; until the ``callback`` script rings the agent, the agent is still
+    reserved for it: neither this process's next tick nor another process dials again (two
+    dialers once called a citizen twice, and the second call put the callback back in line)."""
+    line = await lab(endpoints=["PJSIP/agent101"])
+    entry, _ = await book(line)
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    ami = Ami()
+    first = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+    second = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+    assert await first.tick(now=NOON) == [entry]
+    await first.wait()
+    assert await line.state("PJSIP/agent101") is AgentState.RESERVED  # not rung yet
+    assert await first.tick(now=NOON) == [] and await second.tick(now=NOON) == []
+    assert len(ami.calls) == 1
+
+
 async def test_a_citizen_who_does_not_answer_is_tried_again_later_and_the_agent_freed_at_once(
     lab: LabFactory,
 ) -> None:
@@ -151,6 +171,8 @@ async def test_a_citizen_who_does_not_answer_is_tried_again_later_and_the_agent_
     assert waiting.enqueued_at == 1.0  # the same place
     assert waiting.not_before == pytest.approx(snap.now + 600, abs=5)
     assert (await line.acd.round()).decisions.offers == ()  # not before it is due
+    [deferred] = await line.events("entry.deferred")  # logged: why it is passed over meanwhile
+    assert (deferred.entry, deferred.data["reason"]) == (entry, "citizen_no_answer")
 
 
 async def test_after_the_last_attempt_the_callback_fails_and_leaves_the_line(lab: LabFactory) -> None:
@@ -211,6 +233,8 @@ async def test_outside_call_hours_a_callback_keeps_its_place_but_is_not_offered(
     assert routed.decisions.offers == ()
     waiting = (await line.acd.store.snapshot()).entries[entry].entry
     assert waiting.enqueued_at == 1.0 and waiting.not_before > 0
+    [deferred] = await line.events("entry.deferred")
+    assert (deferred.entry, deferred.data["reason"]) == (entry, "outside_call_hours")
 
 
 async def test_two_dialers_never_dial_one_callback_twice(lab: LabFactory) -> None:

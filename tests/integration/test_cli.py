@@ -136,6 +136,8 @@ def test_demo_runs_a_whole_inquiry_and_loses_nothing(data_dir: Path) -> None:
     assert summary["answers"] == summary["intended_answers"] > 0
     assert summary["completed"] > 0 and summary["opted_out"] > 0
     assert summary["voice_answers"] > 0  # the voice part ran on the simulator
+    agents = summary["to_agents"]  # callers keyed 0 and 2; the demo's agents took them
+    assert agents["lost"] == 0 and agents["connected"] > 0 and agents["agents"] > 0
 
 
 def test_up_serves_the_api_on_the_embedded_default(data_dir: Path) -> None:

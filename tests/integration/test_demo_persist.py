@@ -1,6 +1,6 @@
 """The newcomer's path: ``callcenter demo`` keeps what it ran in the embedded database under
 the data directory, can run again, and leaves a demo operator to log in with (development
-only); ``--scratch`` keeps nothing."""
+only) and the demo's agents with their day on the wallboard; ``--scratch`` keeps nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from callcenter import models
 from callcenter.accounts.passwords import verify_password
 from callcenter.db import make_engine
 from callcenter.demo import DEMO_EMAIL, DemoRefused, ensure_demo_account, run_demo
+from callcenter.demo_agents import AGENTS, demo_email
 from callcenter.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.webapp import running_app, staff_client
@@ -62,6 +63,11 @@ async def test_two_demo_runs_are_kept_and_the_demo_operator_logs_in(
         assert summary["lost"] == 0 and summary["duplicated"] == 0
         assert summary["answers"] == summary["intended_answers"] > 0
         assert summary["demo_account"] == DEMO_EMAIL
+        agents = summary["to_agents"]
+        assert agents["agents"] == AGENTS and agents["lost"] == 0 and agents["connected"] > 0
+        assert agents["callers"] == sum(
+            agents[k] for k in ("connected", "abandoned", "called_back", "told_message")
+        )
     assert results.inquiry == f"{SLUG}-2"
 
     async with AsyncSession(kept) as session:
@@ -72,8 +78,21 @@ async def test_two_demo_runs_are_kept_and_the_demo_operator_logs_in(
         assert inquiries == {SLUG: "closed", f"{SLUG}-2": "running"}  # callers reach the newest
         campaigns = (await session.execute(select(func.count()).select_from(models.Campaign))).scalar_one()
         assert campaigns == 2
-        users = list((await session.execute(select(models.User))).scalars())
+        everyone = list((await session.execute(select(models.User).order_by(models.User.id))).scalars())
+        users = [u for u in everyone if u.role != "agent"]
         assert [(u.email, u.role, u.disabled_at) for u in users] == [(DEMO_EMAIL, "operator", None)]
+        # the demo's agents, once however many runs; no password: nobody logs in as them
+        assert [(u.email, u.password_hash) for u in everyone if u.role == "agent"] == [
+            (demo_email(n), None) for n in range(AGENTS)
+        ]
+        handled = (
+            await session.execute(
+                select(func.count())
+                .select_from(models.RoutingEvent)
+                .where(models.RoutingEvent.kind == "entry.ended")
+            )
+        ).scalar_one()
+        assert handled >= 2  # both runs' calls are in the log the wallboard reads
         mine = audit.c.target == f"user:{users[0].id}"
         actions = list(
             (await session.execute(select(audit.c.action).where(mine).order_by(audit.c.id))).scalars()

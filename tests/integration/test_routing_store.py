@@ -234,6 +234,69 @@ async def test_two_processes_share_one_set_of_agents_without_double_routing(redi
             await c.aclose()
 
 
+def test_two_event_loops_contend_for_the_lock_in_redis_and_never_double_route(redis_db: int) -> None:
+    """Two event loops on two threads (as two processes: each has its own local queue, so
+    only the lock in Redis keeps them apart) decide and answer concurrently: every entry is
+    offered once, no agent ever holds two callers, and the rounds' holds are recorded."""
+    import threading
+
+    from callcenter.routing.store import ROUND_TIMES
+    from tests.conftest import REDIS_URL
+
+    async def prepare() -> None:
+        client = aioredis.from_url(f"{REDIS_URL}/{redis_db}")
+        await client.flushdb()
+        await staffed_store(client, 8)
+        await client.aclose()
+
+    asyncio.run(prepare())
+    offered: list[tuple[str, str]] = []
+    holding: dict[str, str] = {}
+    double: list[str] = []
+    guard = threading.Lock()
+    before = len(ROUND_TIMES.samples)
+
+    async def process(n: int) -> None:
+        client = aioredis.from_url(f"{REDIS_URL}/{redis_db}")
+        store, rng = RoutingStore(client), random.Random(n)
+        try:
+            for k in range(80):
+                await store.enqueue(Entry(f"t{n}-{k}", rng.choice(["services", "general"]), k), Caller())
+                routed = await store.round()
+                with guard:
+                    for offer in routed.decisions.offers:
+                        offered.append((offer.entry, offer.agent))
+                        if offer.agent in holding:
+                            double.append(offer.agent)
+                        holding[offer.agent] = offer.entry
+                    done = [(a, holding.pop(a)) for a in list(holding) if rng.random() < 0.5]
+                for agent, held in done:
+                    await store.connected(held, agent)
+                    await store.ended(held, agent)
+                    await store.agent_state(agent, AgentState.READY, disposition="done")
+        finally:
+            await client.aclose()
+
+    threads = [threading.Thread(target=asyncio.run, args=(process(n),)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    entries = [e for e, _ in offered]
+    assert len(entries) == len(set(entries)) > 20, "an entry was offered twice"
+    assert double == []
+    assert len(ROUND_TIMES.samples) > before  # every round with callers recorded its hold
+
+
+async def test_a_burst_of_changes_in_one_process_queues_rather_than_starving(redis: aioredis.Redis) -> None:
+    """200 agents go Ready at once (a shift starting on one ``serve``): one at a time through
+    the process's local queue, all within the lock's wait, none refused as busy."""
+    store = RoutingStore(redis)
+    await store.configure([SERVICES], {str(i): (f"PJSIP/a{i}", f"Agent {i}", BOTH) for i in range(200)})
+    changes = await asyncio.gather(*(store.agent_state(str(i), AgentState.READY) for i in range(200)))
+    assert all(c.after is not None and c.after.agent.state is AgentState.READY for c in changes)
+
+
 async def test_every_change_is_appended_to_the_event_log(engine: AsyncEngine, redis: aioredis.Redis) -> None:
     acd = Acd(engine, redis)
     await acd.store.configure([SERVICES], {"0": ("PJSIP/a0", "A", BOTH)})

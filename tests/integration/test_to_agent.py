@@ -404,8 +404,7 @@ async def test_an_entry_lost_from_the_routing_state_comes_back_at_its_place(
 
     await eventually(holding)
     [queued] = await line.events("entry.queued")
-    await redis.hdel("acd:entries", queued.entry)  # as if Redis had restarted empty
-    await redis.hdel("acd:announce", queued.entry)
+    await redis.delete("acd:entries", "acd:announced")  # as if Redis had restarted empty
 
     async def back() -> bool:
         return len(await line.events("entry.queued")) == 2

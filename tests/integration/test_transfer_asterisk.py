@@ -29,10 +29,11 @@ from callcenter.desk.call_control import ami_opener, transfer, waited_before
 from callcenter.routing import AgentState
 from callcenter.settings import Settings
 from callcenter.testing.asterisk import Toolchain, UasBehaviour, free_port
+from callcenter.testing.asterisk_agents import AgentPhones
 from callcenter.voice.ivr import make_agi_server
 from callcenter.voice.ivr_prompts import write_silent_prompts
 from tests.agentlab import make_line
-from tests.integration.test_agents_asterisk import AgentPhones, events
+from tests.integration.test_agents_asterisk import events
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(120)]
 
