@@ -8,7 +8,10 @@ Usage::
 
 The call must be in progress *now*: a supervisor who clicks as the call ends is told so, and no
 phone rings for nothing. ChanSpy's prefix ends with ``-`` so ``PJSIP/agent10`` never spies on
-``PJSIP/agent101``; ``E`` ends the spy when the agent's call ends, ``q`` spares the beep.
+``PJSIP/agent101``; ``E`` ends the spy when the agent's call ends, ``q`` spares the beep, and
+``S`` ends it when there is nothing to spy on: a call that ended on Asterisk just before the
+supervisor answered (the engine still had it on call) hangs the supervisor's phone up, rather
+than leaving it in silence until the agent's next call, which ChanSpy would then join unasked.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from callcenter.routing.model import AgentState
 from callcenter.routing.store import RoutingStore
 
 #: ChanSpy options per mode: listen only, talk to the agent only, talk to both.
-_OPTIONS: Final = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
+_OPTIONS: Final = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}
 RING_SUPERVISOR_MS: Final = 20_000
 
 

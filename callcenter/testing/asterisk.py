@@ -488,13 +488,17 @@ class AsteriskInstance:
         delay_ms: int = 1500,
         caller: str = "0910000000",
         timeout_s: float = 30.0,
+        hangup_after_ms: int | None = None,
     ) -> SippResult:
         """``calls`` SIP calls to 1415 as the ``citizen`` endpoint, ``concurrent`` at a time,
         started at ``rate`` per second; each answers, waits ``delay_ms``, plays ``keys``
-        (RFC 2833; ``w``/``W`` pause 0.5/1 s) and then waits for Asterisk's BYE."""
-        scenario = self._scenario(
-            "uac_1415.xml", DTMF=dtmf_xml(keys, self.workdir), DELAY_MS=str(delay_ms), CALLER=caller
-        )
+        (RFC 2833; ``w``/``W`` pause 0.5/1 s) and then waits for Asterisk's BYE — or, with
+        ``hangup_after_ms``, hangs up itself that long after the keys (a caller who gives up)."""
+        values = {"DTMF": dtmf_xml(keys, self.workdir), "DELAY_MS": str(delay_ms), "CALLER": caller}
+        if hangup_after_ms is None:
+            scenario = self._scenario("uac_1415.xml", **values)
+        else:
+            scenario = self._scenario("uac_1415_hangup.xml", **values, HANGUP_AFTER_MS=str(hangup_after_ms))
         argv = [
             f"127.0.0.1:{self.sip_port}", "-sf", str(scenario), "-s", SERVICE_NUMBER,
             "-p", str(free_port(socket.SOCK_DGRAM)), "-m", str(calls),

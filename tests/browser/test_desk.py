@@ -1,20 +1,23 @@
 """The call centre in a real browser: an agent goes ready on the desk, a call is offered (the ACD
 driven from the test against the app's own Redis and database) and the caller's card appears
 without a reload; the agent wraps up with a disposition and notes; meanwhile a supervisor's
-wallboard follows every change live. Screenshots of both pages in Arabic and English, axe-core
-on each, and no Content-Security-Policy violation or script error."""
+wallboard follows every change live; an agent who closes the browser mid-call shows as lost
+contact. Screenshots of both pages in Arabic and English, axe-core on each, and no
+Content-Security-Policy violation or script error."""
 
 from __future__ import annotations
 
 import pyotp
+import pytest
 import redis.asyncio as aioredis
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, BrowserContext, Page
 from sqlalchemy import select
 
 from callcenter import models
 from callcenter.desk.acd import Acd
 from callcenter.phones import mask_phone
 from callcenter.routing.store import Caller
+from callcenter.web.pages import live
 from tests.browser.support import (
     DESKTOP,
     Site,
@@ -31,6 +34,22 @@ from tests.integration.test_desk_pages import offer, profile, queues
 from tests.webapp import make_user
 
 STILL_HERE = "() => window.stillTheSamePage"
+
+
+async def another_window(browser: Browser, watch: Watch) -> tuple[BrowserContext, Page]:
+    """A second person's browser (its own cookies), watched for script errors like the first."""
+    context = await browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    context.set_default_timeout(10_000)
+    window = await context.new_page()
+    watch.attach(window)
+    return context, window
+
+
+async def second_factor(page: Page, secret: str) -> None:
+    """The supervisor's TOTP code, after the password: on to their home page, the wallboard."""
+    await page.fill("#f-code", pyotp.TOTP(secret).now())
+    async with page.expect_navigation():
+        await page.click("main form[action='/login/totp'] button[type=submit]")
 
 
 async def text_of(page: Page, selector: str) -> str:
@@ -55,16 +74,11 @@ async def test_an_agent_takes_a_call_while_a_supervisor_watches_the_wallboard(
     row = f'#agents tr[data-agent="{agent.id}"]'
 
     # the supervisor opens the wallboard (their home page) after the second factor
-    context = await browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
+    context, board = await another_window(browser, watch)
     try:
-        board = await context.new_page()
-        watch.attach(board)
         await log_in(board, site, boss.email)
         assert path_of(board) == "/login/totp"
-        await board.fill("#f-code", pyotp.TOTP(secret).now())
-        async with board.expect_navigation():
-            await board.click("main form[action='/login/totp'] button[type=submit]")
+        await second_factor(board, secret)
         assert path_of(board) == "/wallboard"
         await board.wait_for_selector(".live-status[data-state=live]")
         assert await board.locator(row).count() == 0  # the agent has not opened the desk yet
@@ -186,15 +200,10 @@ async def test_during_a_call_notes_and_transfer_and_the_supervisors_listen_butto
     assert await page.locator("#f-queue option[value=services]").count() == 1
     await in_both_languages(page, "desk-on-call", axe=True)
 
-    context = await browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
+    context, board = await another_window(browser, watch)
     try:
-        board = await context.new_page()
-        watch.attach(board)
         await log_in(board, site, boss.email)
-        await board.fill("#f-code", pyotp.TOTP(secret).now())
-        async with board.expect_navigation():
-            await board.click("main form[action='/login/totp'] button[type=submit]")
+        await second_factor(board, secret)
         await board.wait_for_selector(f'{row}[data-agent-state="on_call"]')
         for mode in ("listen", "whisper", "barge"):
             assert await board.locator(f"{row} button[data-spy={mode}]").count() == 1
@@ -218,4 +227,54 @@ async def test_during_a_call_notes_and_transfer_and_the_supervisors_listen_butto
     await page.wait_for_url("**/desk?done=ticket*")
     assert "1415-" in await page.inner_text(".notice")
     await in_both_languages(page, "desk-service-request", axe=True)
+    assert watch.csp == [] and watch.errors == [], watch.csp + watch.errors
+
+
+async def test_an_agent_who_closes_the_browser_mid_call_shows_as_lost_contact_on_the_wallboard(
+    page: Page,
+    browser: Browser,
+    site: Site,
+    watch: Watch,
+    redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The agent's desk is open on a call; the agent closes the browser. Their desk's stream
+    stops touching the contact, the wallboard's own heartbeat sweeps, and the supervisor's
+    wallboard shows the agent as lost contact (not paused) while the call itself goes on."""
+    monkeypatch.setattr(live, "DESK_HEARTBEAT_S", 0.3)  # the server runs in this process
+    monkeypatch.setattr(live, "CONTACT_TTL_S", 1.0)
+    monkeypatch.setattr(live, "WALLBOARD_HEARTBEAT_S", 0.3)
+    await queues(site.engine, "general")
+    agent = await make_user(site.engine, "agent", name="Amal Agent")
+    assert agent.id is not None
+    await profile(site.engine, agent.id, "general")
+    secret = pyotp.random_base32()
+    boss = await make_user(site.engine, "supervisor", totp_secret=secret, language="en")
+    acd = Acd(site.engine, redis)
+    row = f'#agents tr[data-agent="{agent.id}"]'
+
+    await log_in(page, site, boss.email)
+    await second_factor(page, secret)
+    assert path_of(page) == "/wallboard"
+    await page.wait_for_selector(".live-status[data-state=live]")
+
+    context, desk = await another_window(browser, watch)
+    try:
+        await log_in(desk, site, agent.email)
+        await desk.click("button[data-move=ready]")
+        await desk.wait_for_url("**/desk?done=ready")
+        await desk.wait_for_selector(".live-status[data-state=live]")
+        await offer(acd, "call-1", Caller("+218912345678", None, "ar", ("0",)))
+        await acd.connected("call-1", str(agent.id))
+        await desk.wait_for_selector('#desk-state [data-agent-state="on_call"]')
+        await page.wait_for_selector(f'{row}[data-agent-state="on_call"]')
+    finally:
+        await context.close()  # the agent closes the browser mid-call
+
+    await page.wait_for_selector(f'{row}[data-agent-state="lost_contact"]')
+    assert "Lost contact" in (await page.locator(row).text_content() or "")  # said, not a pause
+    assert await page.get_attribute(".live-status", "data-state") == "live"
+    record = await acd.store.agent(str(agent.id))
+    assert record is not None and record.entry == "call-1"  # the call goes on without the desk
+    await in_both_languages(page, "wallboard-lost-contact", axe=True)
     assert watch.csp == [] and watch.errors == [], watch.csp + watch.errors

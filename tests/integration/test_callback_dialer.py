@@ -1,8 +1,10 @@
 """A callback's turn: the agent is reserved first (the desk shows the card), then the citizen is
-dialled, and once they answer the agent is rung; no answer, expiry, opt-out and call hours."""
+dialled, and once they answer the agent is rung; no answer, expiry, opt-out and call hours; two
+agents in two processes and one callback; the AMI connection dropping while the agent is held."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
@@ -15,6 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
+from callcenter.desk.acd import Acd
 from callcenter.routing import AgentState, Entry, EntryKind
 from callcenter.routing.store import Caller as Waiter
 from callcenter.settings import Settings
@@ -22,7 +25,7 @@ from callcenter.sim.agi_client import SimAgiChannel
 from callcenter.sim.calls import agi_env
 from callcenter.sim.config import ContextSpec
 from callcenter.telephony import names
-from callcenter.telephony.ami_message import AmiActionError, AmiMessage
+from callcenter.telephony.ami_message import AmiActionError, AmiConnectionError, AmiMessage
 from callcenter.voice.callback_dialer import CallbackDialer, next_opening
 from tests.agentlab import Citizen, Lab, Phones, agent_lab, channel, played
 from tests.factories import make_citizens
@@ -46,6 +49,14 @@ class Ami:
         if not self.answer:
             raise AmiActionError("Originate failed", action="Originate", response=AmiMessage({}))
         return "cb-1"
+
+
+class DroppingAmi(Ami):
+    """The AMI connection drops while the Originate waits for the citizen to answer."""
+
+    async def originate(self, **action: Any) -> str:
+        self.calls.append(action)
+        raise AmiConnectionError("AMI connection lost")
 
 
 @pytest.fixture
@@ -95,6 +106,16 @@ async def answered(line: Lab, ami: Ami, citizen: Citizen, phones: Phones) -> Sim
     phones.citizen = citizen
     await session.run("127.0.0.1", line.port)
     return session
+
+
+async def reserve_and_dial(line: Lab, ami: Ami) -> None:
+    """Agent 101 goes ready and is reserved for the callback; one dialer tick at noon places
+    the call (or decides not to) and the test waits until that attempt is over."""
+    await line.ready("PJSIP/agent101")
+    await line.acd.round()
+    dialer = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
+    await dialer.tick(now=NOON)
+    await dialer.wait()
 
 
 async def test_the_agent_is_reserved_first_then_the_citizen_is_dialled_and_put_through(
@@ -156,12 +177,7 @@ async def test_a_citizen_who_does_not_answer_is_tried_again_later_and_the_agent_
 ) -> None:
     line = await lab(endpoints=["PJSIP/agent101"], callback_retry_after_s=600.0)
     entry, callback_id = await book(line)
-    await line.ready("PJSIP/agent101")
-    await line.acd.round()
-    dialer = CallbackDialer(line.settings, line.engine, line.acd, Ami(answer=False))  # type: ignore[arg-type]
-
-    await dialer.tick(now=NOON)
-    await dialer.wait()
+    await reserve_and_dial(line, Ami(answer=False))
 
     assert await line.state("PJSIP/agent101") is AgentState.READY
     row = await callback_row(line, callback_id)
@@ -178,12 +194,7 @@ async def test_a_citizen_who_does_not_answer_is_tried_again_later_and_the_agent_
 async def test_after_the_last_attempt_the_callback_fails_and_leaves_the_line(lab: LabFactory) -> None:
     line = await lab(endpoints=["PJSIP/agent101"], callback_max_attempts=1)
     entry, callback_id = await book(line)
-    await line.ready("PJSIP/agent101")
-    await line.acd.round()
-    dialer = CallbackDialer(line.settings, line.engine, line.acd, Ami(answer=False))  # type: ignore[arg-type]
-
-    await dialer.tick(now=NOON)
-    await dialer.wait()
+    await reserve_and_dial(line, Ami(answer=False))
 
     assert (await callback_row(line, callback_id)).status == "failed"
     assert entry not in (await line.acd.store.snapshot()).entries
@@ -206,13 +217,8 @@ async def test_an_expired_callback_or_a_citizen_who_opted_out_is_not_dialled(
         citizen=citizen_id,
         expires=NOON - datetime.now(UTC) + timedelta(seconds=-1 if why == "expired" else 1),
     )
-    await line.ready("PJSIP/agent101")
-    await line.acd.round()
     ami = Ami()
-    dialer = CallbackDialer(line.settings, line.engine, line.acd, ami)  # type: ignore[arg-type]
-
-    await dialer.tick(now=NOON)
-    await dialer.wait()
+    await reserve_and_dial(line, ami)
 
     assert ami.calls == []
     assert (await callback_row(line, callback_id)).status == why
@@ -254,6 +260,78 @@ async def test_two_dialers_never_dial_one_callback_twice(lab: LabFactory) -> Non
 
     assert sorted(map(len, started)) == [0, 1]
     assert len(first.calls) + len(second.calls) == 1
+
+
+async def test_two_agents_ready_in_two_processes_never_take_the_same_callback(lab: LabFactory) -> None:
+    """Two agents go ready at once and two processes (each its own router and dialer, one
+    Redis) run their rounds together: one agent is reserved for the callback, the other stays
+    ready; the citizen is dialled once and put through to the reserved agent only."""
+    line = await lab(endpoints=["PJSIP/agent101", "PJSIP/agent102"])
+    entry, callback_id = await book(line)
+    other = Acd(line.engine, line.redis)
+    await other.load()
+    await line.ready("PJSIP/agent101", "PJSIP/agent102")
+
+    await asyncio.gather(line.acd.round(), other.round(), line.acd.round(), other.round())
+
+    states = {endpoint: await line.state(endpoint) for endpoint in ("PJSIP/agent101", "PJSIP/agent102")}
+    assert sorted(states.values()) == sorted([AgentState.RESERVED, AgentState.READY])
+    [taker] = [endpoint for endpoint, state in states.items() if state is AgentState.RESERVED]
+    [offered] = await line.events("entry.offered")
+    assert (offered.entry, offered.agent) == (entry, line.agents[taker])
+    ami = Ami()
+    dialers = [
+        CallbackDialer(line.settings, line.engine, acd, ami)  # type: ignore[arg-type]
+        for acd in (line.acd, other)
+    ]
+    started = await asyncio.gather(*(d.tick(now=NOON) for d in dialers))
+    for d in dialers:
+        await d.wait()
+    assert sorted(map(len, started)) == [0, 1] and len(ami.calls) == 1
+    assert ami.calls[0]["variables"][names.VAR_AGENT] == line.agents[taker]
+
+    citizen = Citizen({})
+    phones = Phones(line.port, citizen, plan={taker: ["answer"]})
+    await answered(line, ami, citizen, phones)
+
+    assert [d.split(",", 1)[0] for d in phones.dials] == [taker]
+    assert await line.state(taker) is AgentState.WRAP_UP
+    [idle] = set(states) - {taker}
+    assert await line.state(idle) is AgentState.READY
+    assert (await callback_row(line, callback_id)).status == "done"
+
+
+async def test_an_ami_connection_that_drops_while_the_agent_is_held_frees_the_agent_and_keeps_the_place(
+    lab: LabFactory,
+) -> None:
+    """The only AMI action while an agent is held for a call is the callback's Originate (an
+    inbound caller's agent is rung by the caller's own FastAGI session). The connection drops
+    while the citizen's phone rings: the agent is freed at once, the callback keeps its place
+    for a later attempt, and a citizen who answers anyway (Asterisk went on dialling) hears an
+    apology: the agent, who may have taken another caller since, is not rung."""
+    line = await lab(endpoints=["PJSIP/agent101"], callback_retry_after_s=600.0)
+    entry, callback_id = await book(line)
+    ami = DroppingAmi()
+    await reserve_and_dial(line, ami)
+
+    assert await line.state("PJSIP/agent101") is AgentState.READY
+    row = await callback_row(line, callback_id)
+    assert (row.status, row.attempts) == ("pending", 1)
+    waiting = (await line.acd.store.snapshot()).entries[entry].entry
+    assert waiting.enqueued_at == 1.0 and waiting.not_before > 0  # its place, a later attempt
+    # another caller takes the freed agent; then the citizen answers the dropped Originate
+    await line.acd.enqueue(Entry("someone-else", "general", 2.0), Waiter(phone="+218910000009"))
+    await line.acd.round()
+    citizen = Citizen({})
+    phones = Phones(line.port, citizen, plan={"PJSIP/agent101": ["answer"]})
+    session = await answered(line, ami, citizen, phones)
+
+    assert phones.dials == []  # the agent was not rung for the callback
+    assert "callback-sorry" in played(session)
+    record = await line.acd.store.agent(line.agents["PJSIP/agent101"])
+    assert record is not None and record.entry == "someone-else"
+    assert (await callback_row(line, callback_id)).status == "pending"
+    assert entry in (await line.acd.store.snapshot()).entries  # still at its place
 
 
 def test_call_hours_open_at_the_next_start_in_tripoli() -> None:

@@ -360,7 +360,7 @@ class RecordingAmi:
         return "spy-1"
 
 
-@pytest.mark.parametrize(("mode", "options"), [("listen", "qE"), ("whisper", "qEw"), ("barge", "qEB")])
+@pytest.mark.parametrize(("mode", "options"), [("listen", "qES"), ("whisper", "qESw"), ("barge", "qESB")])
 async def test_a_supervisor_spies_on_the_agents_channel_only_while_the_call_lasts(
     redis: aioredis.Redis, mode: str, options: str
 ) -> None:

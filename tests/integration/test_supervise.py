@@ -132,7 +132,7 @@ async def test_a_supervisor_listens_whispers_and_barges_through_the_simulators_a
     assert actions(sim, "Originate") == []
     await boss.get("/wallboard")  # (a page not found is drawn without the session: its token is not ours)
 
-    for mode, options in (("listen", "qE"), ("whisper", "qEw"), ("barge", "qEB")):
+    for mode, options in (("listen", "qES"), ("whisper", "qESw"), ("barge", "qESB")):
         sent = await boss.post(path, {"mode": mode})
         assert (
             sent.status_code == 303 and sent.headers["location"] == f"/wallboard?spy={mode}&agent={agent_id}"

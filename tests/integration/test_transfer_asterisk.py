@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import wave
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter import models
 from callcenter.desk.acd import Acd
 from callcenter.desk.call_control import ami_opener, transfer, waited_before
-from callcenter.routing import AgentState
+from callcenter.routing import AgentState, Entry
+from callcenter.routing.store import Caller as Waiter
 from callcenter.settings import Settings
 from callcenter.testing.asterisk import Toolchain, UasBehaviour, free_port
 from callcenter.testing.asterisk_agents import AgentPhones
@@ -190,3 +192,40 @@ async def test_a_supervisor_listens_by_chanspy_and_the_agent_calls_the_citizen_b
     # dialled the citizen on the trunk, whose far end answered
     assert "[+218912345678@campaign-dial:1] Dial(" in log
     assert "PJSIP/+218912345678@trunk" in log  # through the dial template to the trunk
+
+
+async def test_a_supervisor_who_listens_as_the_call_ends_is_hung_up_not_left_in_silence(
+    tools: Toolchain, pg: AsyncEngine, redis: aioredis.Redis, tmp_path: Path
+) -> None:
+    """The wallboard still shows 101 on a call, but on Asterisk the call has just ended (its
+    channel is gone before the engine hears of it): the supervisor's phone rings, is answered,
+    and ChanSpy finds nothing to spy on. It must end there (``S``), not wait in silence until
+    the agent's next call and join that one unasked."""
+    from callcenter.desk.supervise import SpyMode, spy
+
+    agents = await make_line(pg, {"general": {}}, ["PJSIP/101"])
+    agent = agents["PJSIP/101"]
+    acd = Acd(pg, redis)
+    await acd.load()
+    now = (await acd.store.snapshot()).now
+    await acd.enqueue(Entry("ended-on-asterisk", "general", now), Waiter(phone="+218912345678"))
+    await acd.agent_state(agent, AgentState.READY)
+    await acd.round()
+    await acd.connected("ended-on-asterisk", agent)  # on call for the engine; no channel exists
+    phones = {"101": free_port(socket.SOCK_DGRAM), "102": free_port(socket.SOCK_DGRAM)}
+    async with AgentPhones(tools, tmp_path / "ast", agi_port=free_port(), phones=phones) as pbx:
+        desk = Settings(
+            env="test", data_dir=tmp_path, ami_port=pbx.ami_port, ami_username=pbx.ami_username,
+            ami_secret=pbx.ami_secret,
+        )  # fmt: skip
+        supervisor_phone = await pbx.sipp_uas(
+            UasBehaviour.ANSWER, port=phones["102"], delay_ms=0, timeout_s=15
+        )
+        started = time.monotonic()
+        async with ami_opener(desk)() as ami:
+            await spy(ami, acd.store, agent_id=agent, supervisor_endpoint="PJSIP/102", mode=SpyMode.LISTEN)
+        result = await supervisor_phone.wait()  # Asterisk's BYE, well before SIPp's 15 s
+        assert time.monotonic() - started < 5
+        assert result.ok, f"{result}\n{result.errors}\n{pbx.log_tail()}"
+        log = pbx.messages_log.read_text(errors="replace")
+    assert "app_chanspy.c: Stopped spying" in log and "Spying on channel" not in log
