@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter.cli_acd import acd_app
 from callcenter.cli_common import console, domain, err, run, setup_logging, with_engine
+from callcenter.cli_privacy import citizen_app, retention_app
+from callcenter.cli_requests import requests_app
 from callcenter.cli_users import user_app
 from callcenter.db import make_engine
 from callcenter.settings import Settings, get_settings
@@ -31,6 +33,9 @@ municipalities_app = typer.Typer(
 )
 app.add_typer(municipalities_app, name="municipalities")
 app.add_typer(acd_app, name="acd")
+app.add_typer(requests_app, name="requests")
+app.add_typer(citizen_app, name="citizen")
+app.add_typer(retention_app, name="retention")
 # -- running the engine -------------------------------------------------------------------
 
 
@@ -62,6 +67,7 @@ def serve(
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level="warning",
+        log_config=None,  # uvicorn's own lines go through ours: JSON, masked, with the request id
         access_log=False,
         # open live-update streams (GET /live) never end by themselves: a stop waits this long
         # for requests in progress, then closes them (browsers reconnect to the next process)
@@ -81,10 +87,30 @@ def tune_gc() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker: campaign planning, send lanes, the reconciler."""
+    """Run a worker: campaign planning, send lanes, the reconciler (and, with
+    CALLCENTER_METRICS_PORT, its metrics, /healthz and /readyz there)."""
+    from callcenter.health import ReadinessProbe, database_check, redis_check
     from callcenter.jobs import run_worker
+    from callcenter.ops_server import ops_port
+    from callcenter.redis_conn import connect
 
-    run(run_worker)
+    async def main(settings: Settings) -> None:
+        if settings.metrics_port is None:
+            await run_worker(settings)
+            return
+        engine = make_engine(settings, pool_size=1)  # the probe's and the outbox figures'
+        redis = connect(settings)
+        probe = ReadinessProbe(
+            {"database": database_check(lambda: engine), "redis": redis_check(lambda: redis)}
+        )
+        try:
+            async with ops_port(settings, probe, engine=engine):
+                await run_worker(settings)
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    run(main)
 
 
 @app.command()
@@ -132,13 +158,15 @@ def up() -> None:
 
     async def main(settings: Settings) -> None:
         await with_engine(settings, set_up)
-        redis_url(settings)  # starts the embedded Redis when none is configured
+        if not settings.redis_sentinel_hosts:
+            redis_url(settings)  # starts the embedded Redis when none is configured
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(settings),
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",
+                log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=10,  # open live-update streams must not hold a stop
             )
@@ -249,6 +277,8 @@ def prompts_cmd() -> None:
     from callcenter import models
     from callcenter.inquiries import load_definition
     from callcenter.prompts import render_all
+    from callcenter.requests.store import read_catalogue
+    from callcenter.voice.request_prompts import request_prompts
 
     async def main(settings: Settings) -> Any:
         async def inquiries(engine: AsyncEngine) -> list[Any]:
@@ -256,7 +286,12 @@ def prompts_cmd() -> None:
                 slugs = (await session.execute(select(models.table(models.Inquiry).c.slug))).scalars().all()
                 return [await load_definition(session, slug) for slug in slugs]
 
-        return await render_all(settings, await with_engine(settings, inquiries))
+        async def services(engine: AsyncEngine) -> dict[str, Any]:
+            async with engine.connect() as conn:
+                return request_prompts(await read_catalogue(conn))
+
+        more = await with_engine(settings, services)  # the categories' and bodies' names
+        return await render_all(settings, await with_engine(settings, inquiries), more=more)
 
     report = domain(lambda: run(main))
     console.print(str(report))
@@ -495,7 +530,8 @@ def results(
         bool, typer.Option("--weighted", help="weighted to the population margins, with n_eff and deff")
     ] = False,
     weights: Annotated[
-        list[str] | None, typer.Option("--weights", help="weight on: municipality | district | language")
+        list[str] | None,
+        typer.Option("--weights", help="weight on: municipality | district | language | sex | age_band"),
     ] = None,
     shares: Annotated[bool, typer.Option("--shares", help="use each margin as shares")] = False,
     municipality: Annotated[str | None, typer.Option(help="only this municipality (a code)")] = None,
@@ -524,13 +560,23 @@ def results(
             print_weighted(data)
         return
 
+    from callcenter.cli_results import order_effects, print_order_effects
+
     res = domain(
         lambda: run(lambda s: with_engine(s, lambda e: inquiry_results(e, inquiry, language=language)))
     )
+    order = domain(
+        lambda: run(
+            lambda s: with_engine(
+                s, lambda e: order_effects(e, s, inquiry, municipality=municipality, language=language)
+            )
+        )
+    )
     if as_json:
-        console.print_json(json.dumps(res.to_json(), ensure_ascii=False))
+        console.print_json(json.dumps(res.to_json() | {"order_effects": order}, ensure_ascii=False))
         return
     print_results(res, by=by)
+    print_order_effects(order)
 
 
 def print_results(res: Any, *, by: str | None = None) -> None:
@@ -577,7 +623,8 @@ def export(
     ] = None,
     weighted: Annotated[bool, typer.Option("--weighted", help="add each respondent's weight")] = False,
     weights: Annotated[
-        list[str] | None, typer.Option("--weights", help="weight on: municipality | district | language")
+        list[str] | None,
+        typer.Option("--weights", help="weight on: municipality | district | language | sex | age_band"),
     ] = None,
     shares: Annotated[bool, typer.Option("--shares", help="use each margin as shares")] = False,
     municipality: Annotated[str | None, typer.Option(help="only this municipality (a code)")] = None,

@@ -4,8 +4,6 @@ on the configured database, and domain errors turned into exit code 2."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -14,7 +12,6 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.db import make_engine
-from callcenter.phones import MaskPhonesFilter
 from callcenter.settings import Settings, get_settings
 
 console = Console()
@@ -23,11 +20,11 @@ T = TypeVar("T")
 
 
 def setup_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(MaskPhonesFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    """Text or JSON lines on stderr (``CALLCENTER_LOG_FORMAT``), phone numbers masked, with the
+    request id inside a request (see ``callcenter.logs``)."""
+    from callcenter.logs import configure
+
+    configure(settings)
 
 
 def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:

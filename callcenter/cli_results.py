@@ -11,8 +11,9 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter.analysis import exports, read
+from callcenter.analysis.export_jobs import ExportRequest, write_export
 from callcenter.analysis.read import Scope
-from callcenter.analysis.report import estimates_json
+from callcenter.analysis.report import estimates_json, order_effects_json
 from callcenter.audit import audit
 from callcenter.cli_common import console
 from callcenter.settings import Settings
@@ -52,7 +53,49 @@ async def weighted_results(
         found = await read.estimates(
             conn, inquiry, weighting, scope=scope, threshold=settings.suppression_threshold
         )
-    return estimates_json(found, language=language)
+        order = await read.order_effects(conn, inquiry, scope=scope, threshold=settings.suppression_threshold)
+    return estimates_json(found, language=language) | {
+        "order_effects": order_effects_json(order, language=language)
+    }
+
+
+async def order_effects(
+    engine: AsyncEngine, settings: Settings, slug: str, *, municipality: str | None, language: str
+) -> list[dict[str, Any]]:
+    """The order effects of an inquiry whose options are randomised (empty otherwise)."""
+    async with engine.connect() as conn:
+        inquiry = await read.load_inquiry(conn, slug)
+        scope = await _scope(conn, municipality)
+        found = await read.order_effects(conn, inquiry, scope=scope, threshold=settings.suppression_threshold)
+    return order_effects_json(found, language=language)
+
+
+def print_order_effects(effects: list[dict[str, Any]]) -> None:
+    """Each option's share when listed first and when not, and the plain-words flag."""
+    words = {
+        "first": "chosen more when listed first",
+        "later": "chosen less when listed first",
+        "none": "no clear order effect",
+        "insufficient": "hidden: too few answers",
+    }
+
+    def pct(p: dict[str, float | None]) -> str:
+        share, low, high = p["share"], p["low"], p["high"]
+        if share is None:
+            return "—"
+        return f"{share:.1%}" + ("" if low is None or high is None else f" ({low:.1%}–{high:.1%})")
+
+    for q in effects:
+        table = Table(title=f"order effects — {q['key']}: {q['text']} ({q['answers']} answers)")
+        for column in ("answer", "listed first", "listed elsewhere", "gap (points)", "reading"):
+            table.add_column(column, justify="left" if column in ("answer", "reading") else "right")
+        for o in q["options"]:
+            gap = o["gap"]
+            points = "—" if gap is None or gap["estimate"] is None else f"{gap['estimate'] * 100:+.1f}"
+            if gap is not None and gap["low"] is not None:
+                points += f" ({gap['low'] * 100:+.1f} to {gap['high'] * 100:+.1f})"
+            table.add_row(o["label"], pct(o["first"]), pct(o["later"]), points, words[o["flag"]])
+        console.print(table)
 
 
 def print_weighted(data: dict[str, Any]) -> None:
@@ -82,6 +125,7 @@ def print_weighted(data: dict[str, Any]) -> None:
                 f"{pct(a['low'])}–{pct(a['high'])}",
             )
         console.print(table)
+    print_order_effects(data.get("order_effects", []))
 
 
 async def export_file(
@@ -101,33 +145,13 @@ async def export_file(
     async with engine.connect() as conn:
         inquiry = await read.load_inquiry(conn, slug)
         scope = await _scope(conn, municipality)
-        weighting = read.Weighting()
-        if weighted:
-            weighting = await read.weigh(
-                conn, inquiry, weights, scope=scope, trim_ratio=settings.weight_trim_ratio, normalise=shares
-            )
-            if weighting.error is not None:
-                raise weighting.error
-            if not weighting.active:
-                raise ValueError("no weighting variables: pass --weights municipality (district, language)")
-        estimates = None
-        if fmt == "xlsx":
-            estimates = await read.estimates(
-                conn, inquiry, weighting, scope=scope, threshold=settings.suppression_threshold
-            )
-        columns = exports.layout(inquiry, weighted=weighted, language=language)
-        rows = exports.respondents(
-            conn,
-            inquiry,
-            columns,
-            scope=scope,
-            weighting=weighting,
-            key=settings.pseudonym_key,
-            coded=fmt in ("sav", "dta"),
-        )
-        written = await exports.write_file(
-            fmt, output, inquiry, columns, rows, language=language, estimates=estimates
-        )
+    wanted = ExportRequest(
+        inquiry.slug, fmt, weighted, tuple(weights), shares, tuple(sorted(scope.municipalities)), language, 0
+    )
+    try:
+        written = await write_export(engine, settings, wanted, output)
+    except exports.ExportError as exc:  # the weighting's own words: "no population margin for ..."
+        raise ValueError(exc.details.get("reason") or exc.message) from exc
     async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
         audit(
             session,
@@ -136,7 +160,7 @@ async def export_file(
             target=inquiry.slug,
             format=fmt,
             weighted=weighted,
-            weights=list(weighting.variables),
+            weights=list(weights) if weighted else [],
             rows=written,
         )
     return written

@@ -53,6 +53,7 @@ async def create_inquiry(
     row.thanks_ar, row.thanks_en = (data.thanks.ar, data.thanks.en) if data.thanks else ("", "")
     row.switch_after_hours, row.switch_to = data.switch_after_hours, data.switch_to
     row.max_contacts = data.max_contacts
+    row.randomise_options = data.randomise_options
     row.updated_at = utcnow()
     await session.flush()
     assert row.id is not None
@@ -108,6 +109,7 @@ def to_definition(row: models.Inquiry, questions: list[models.Question]) -> Inqu
         intro=Text(row.intro_ar, row.intro_en),
         thanks=Text(row.thanks_ar, row.thanks_en) if row.thanks_ar else default_thanks,  # type: ignore[arg-type]
         status=InquiryStatus(row.status),
+        randomise_options=bool(row.randomise_options),
         questions=tuple(
             Question(
                 id=q.id,

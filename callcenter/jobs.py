@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import Retry, cron
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
 from callcenter.audit import Actor
+from callcenter.campaigns.lanes import heartbeat, lane_job_id, stale_lanes
 from callcenter.campaigns.sender import Sender
 from callcenter.campaigns.service import epoch_key, move, plan
 from callcenter.db import make_engine
 from callcenter.inquiries import set_status
 from callcenter.inquiry.definition import InquiryStatus
-from callcenter.redis_conn import redis_url
+from callcenter.redis_conn import arq_settings
 from callcenter.settings import Settings, get_settings
 from callcenter.sms.gateways import make_gateway
 from callcenter.sms.gateways.base import Gateway
@@ -59,7 +60,7 @@ class Runtime:
         cls, settings: Settings, redis: ArqRedis | None = None, gateway: Gateway | None = None
     ) -> Runtime:
         engine = make_engine(settings)
-        redis = redis or await create_pool(RedisSettings.from_dsn(redis_url(settings)))
+        redis = redis or await create_pool(arq_settings(settings))
         gateway = gateway or make_gateway(settings, redis)
         return cls(
             settings,
@@ -67,7 +68,7 @@ class Runtime:
             redis,
             gateway,
             Sender(engine, redis, gateway, settings),
-            Inbox(engine, settings),
+            Inbox(engine, settings, redis=redis),
         )
 
     async def close(self) -> None:
@@ -77,11 +78,17 @@ class Runtime:
 
 
 async def enqueue_lanes(redis: ArqRedis, campaign_id: int, lanes: int = LANES) -> int:
-    """Queue the campaign's send lanes for the current epoch (duplicates are refused by arq)."""
+    """Queue the campaign's send lanes for the current epoch (duplicates are refused by arq);
+    lanes arq holds in progress that nobody runs (a worker killed, a Redis failover) are
+    replaced under a new epoch (see ``callcenter.campaigns.lanes``)."""
     epoch = int(await redis.get(epoch_key(campaign_id)) or 0)
+    stale = await stale_lanes(redis, campaign_id, epoch, lanes)
+    if stale:
+        epoch = int(await redis.incr(epoch_key(campaign_id)))
+        log.warning("lanes %s are held but not running; starting the lanes of epoch %s", stale, epoch)
     queued = 0
     for lane in range(lanes):
-        job = await redis.enqueue_job("send_lane", campaign_id, _job_id=f"send:{campaign_id}:{epoch}:{lane}")
+        job = await redis.enqueue_job("send_lane", campaign_id, _job_id=lane_job_id(campaign_id, epoch, lane))
         queued += job is not None
     return queued
 
@@ -101,7 +108,8 @@ async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str | Actor) -
 
 async def send_lane(ctx: dict[str, Any], campaign_id: int) -> dict[str, Any]:
     rt: Runtime = ctx["rt"]
-    result = await rt.sender.run_lane(campaign_id)
+    async with heartbeat(rt.redis, ctx.get("job_id"), rt.settings.reconcile_after_s):
+        result = await rt.sender.run_lane(campaign_id)
     if result.resume_at is not None and result.stopped is None:
         wait = max(0.5, (result.resume_at - datetime.now(UTC)).total_seconds())
         raise Retry(defer=timedelta(seconds=wait))
@@ -116,12 +124,45 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     return await reconcile_once(ctx["rt"])
 
 
+async def export_results(ctx: dict[str, Any], job_id: str) -> None:
+    """An analyst's large export (analysis/export_jobs.py): the file, with its progress."""
+    from callcenter.analysis import export_jobs
+
+    rt: Runtime = ctx["rt"]
+    await export_jobs.run(rt.engine, rt.redis, rt.settings, job_id)
+
+
 async def delete_old_recordings(ctx: dict[str, Any]) -> int:
     """Hourly: call recordings past ``CALLCENTER_RECORDING_RETENTION_DAYS`` are deleted (audited)."""
     from callcenter.desk.recordings import delete_expired
 
     rt: Runtime = ctx["rt"]
     return len(await delete_expired(rt.engine, rt.settings))
+
+
+async def apply_retention(ctx: dict[str, Any]) -> dict[str, int]:
+    """Daily: answers of inquiries closed past their retention keep only the pseudonym, and
+    numbers unused past CALLCENTER_CITIZEN_INACTIVE_DAYS are erased (callcenter.retention)."""
+    from callcenter.retention import run
+
+    rt: Runtime = ctx["rt"]
+    report = await run(rt.engine, rt.redis, rt.settings)
+    return {"inquiries": len(report.inquiries), "erased": report.inactive.citizens}
+
+
+async def recompute_requests(ctx: dict[str, Any]) -> int:
+    """Hourly: every open service request's SLA state (due soon, overdue) is brought up to
+    date, so the officers' queues and the supervisors' escalations follow the clock; returns
+    how many became overdue in this pass (logged: the ministry's supervisors see them)."""
+    from callcenter.requests.recompute import recompute_sla
+    from callcenter.requests.store import load_calendar
+
+    rt: Runtime = ctx["rt"]
+    calendar = await load_calendar(rt.engine, rt.settings)
+    done = await recompute_sla(rt.engine, calendar, due_soon_share=rt.settings.request_due_soon_share)
+    if done.newly_breached:
+        log.warning("%s service request(s) became overdue and are escalated", len(done.newly_breached))
+    return len(done.newly_breached)
 
 
 async def reconcile_once(rt: Runtime) -> dict[str, int]:
@@ -210,12 +251,23 @@ def make_worker(
             func(send_lane, max_tries=100_000, keep_result=0, timeout=24 * 3600),
             func(plan_campaign, max_tries=3, keep_result=0),
             func(reconcile, keep_result=0),
+            func(export_results, max_tries=1, keep_result=0, timeout=3600),
         ],
         cron_jobs=[
             cron(reconcile, second=set(range(0, 60, 15)), run_at_startup=False, keep_result=0),
             cron(delete_old_recordings, minute={17}, second={0}, run_at_startup=False, keep_result=0),
+            cron(recompute_requests, minute={5}, second={0}, run_at_startup=False, keep_result=0),
+            cron(
+                apply_retention,
+                hour={2},
+                minute={43},
+                second={0},
+                run_at_startup=False,
+                keep_result=0,
+                timeout=6 * 3600,
+            ),
         ],
-        redis_settings=RedisSettings.from_dsn(redis_url(settings)),
+        redis_settings=arq_settings(settings),
         on_startup=_startup,
         on_shutdown=_shutdown,
         ctx={"settings": settings, "gateway": gateway},

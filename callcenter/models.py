@@ -92,6 +92,9 @@ class Citizen(SQLModel, table=True):
     language: str = Field(default="ar", max_length=2)
     opted_out_at: datetime | None = _ts()
     created_at: datetime = _created()
+    # optional profile for weighting (citizens/profile.py): m | f, and 18-29 | 30-44 | 45-59 | 60+
+    sex: str | None = Field(default=None, max_length=1)
+    age_band: str | None = Field(default=None, max_length=8)
 
 
 class Inquiry(SQLModel, table=True):
@@ -111,6 +114,9 @@ class Inquiry(SQLModel, table=True):
     switch_to: str | None = Field(default=None, max_length=8)  # voice | sms
     max_contacts: int = 3  # per citizen and inquiry: SMS, calls and callbacks together
     results_public: bool = False  # the public results page (aggregated, suppressed, no login)
+    randomise_options: bool = False  # each citizen sees options in a keyed order (order effects)
+    # days after closing until answers keep only the pseudonym (retention.py); 0 never; None: setting
+    retention_days: int | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -213,6 +219,7 @@ class Answer(SQLModel, table=True):
     number: float | None = None
     message_id: int | None = Field(default=None, unique=True)  # the inbound Message
     created_at: datetime = _created()
+    option_order: str | None = Field(default=None, max_length=200)  # as shown: "2,1,3"; None: as defined
 
 
 class Call(SQLModel, table=True):
@@ -486,3 +493,17 @@ class PopulationMargin(SQLModel, table=True):
 def table(model: type[SQLModel]) -> Table:
     """The Core table of a model (SQLModel does not type ``__table__``)."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+# -- service requests (issue 10): the tables live in callcenter/requests/tables.py -------------
+from callcenter.requests.tables import CategoryBody as CategoryBody  # noqa: E402
+from callcenter.requests.tables import HolidayCorrection as HolidayCorrection  # noqa: E402
+from callcenter.requests.tables import RequestEvent as RequestEvent  # noqa: E402
+from callcenter.requests.tables import ResponsibleBody as ResponsibleBody  # noqa: E402
+from callcenter.requests.tables import ServiceCategory as ServiceCategory  # noqa: E402
+from callcenter.requests.tables import ServiceRequest as ServiceRequest  # noqa: E402
+
+# isort: split
+# -- Open311 (issue 10): client keys and what clients send; see callcenter/open311/tables.py ----
+from callcenter.open311.tables import Open311Client as Open311Client  # noqa: E402
+from callcenter.open311.tables import Open311Request as Open311Request  # noqa: E402

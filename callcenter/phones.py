@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -44,9 +45,41 @@ def mask_phone(phone: str) -> str:
     return head + "*" * (len(digits) - len(head.lstrip("+")) - 2) + "".join(digits[-2:])
 
 
+#: the start of a pseudonymous citizen's "phone" (retention.py): a pseudonym, never a number
+PSEUDONYMOUS = "p:"
+
+
 def pseudonym(phone: str, key: str) -> str:
-    """A stable keyed pseudonym: the same citizen gets the same id, nobody can reverse it."""
+    """A stable keyed pseudonym: the same citizen gets the same id, nobody can reverse it.
+    A pseudonymous citizen's stand-in (:func:`pseudonymous_phone`) gives the pseudonym it
+    carries, so exports keep the same id after retention cut the link to the number."""
+    if phone.startswith(PSEUDONYMOUS):
+        token = phone[len(PSEUDONYMOUS) :].split(":", 1)[0]
+        return base64.urlsafe_b64decode(token + "=").hex()
     return hmac.new(key.encode(), phone.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def pseudonymous_prefix(phone: str, key: str) -> str:
+    """``p:`` and the pseudonym in base64url (11 characters) and ``:``: how every stand-in of
+    ``phone`` starts (an erasure finds them by it)."""
+    raw = bytes.fromhex(pseudonym(phone, key))
+    return f"{PSEUDONYMOUS}{base64.urlsafe_b64encode(raw).decode().rstrip('=')}:"
+
+
+def pseudonymous_phone(phone: str, key: str, scope: int) -> str:
+    """What stands in for ``phone`` in one inquiry (``scope``, its id in base 36) once retention
+    cut the link: at most 20 characters, like a number, and never one."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    tail, n = "", scope
+    while True:
+        n, r = divmod(n, 36)
+        tail = digits[r] + tail
+        if not n:
+            break
+    stand_in = pseudonymous_prefix(phone, key) + tail
+    if len(stand_in) > 20:
+        raise ValueError(f"scope {scope} too large for a pseudonymous phone")
+    return stand_in
 
 
 _PHONE_IN_TEXT = re.compile(r"(?<![\w])\+?\d[\d\s-]{6,}\d")

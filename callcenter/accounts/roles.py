@@ -36,7 +36,7 @@ HOME: dict[Role, str] = {
     Role.supervisor: "/wallboard",
     Role.agent: "/desk",
     Role.analyst: "/results",
-    Role.officer: "/account",
+    Role.officer: "/requests",
 }
 
 #: Scopes an API token can carry. ``admin`` implies every other scope.

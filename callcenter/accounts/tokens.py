@@ -110,6 +110,8 @@ async def load_token(conn: AsyncSession | AsyncConnection, token: str, *, now: d
 
 
 async def revoke_token(session: AsyncSession, *, token_id: int, user_id: int, now: datetime) -> bool:
+    if not 0 < token_id < 2**63:  # no bigint id: no token (PostgreSQL would refuse the query: a 500)
+        return False
     result = await session.execute(
         TOKEN.update()
         .where(TOKEN.c.id == token_id, TOKEN.c.user_id == user_id, TOKEN.c.revoked_at.is_(None))

@@ -161,6 +161,8 @@ async def respondents(
             func.coalesce(MU.c.code, literal(UNKNOWN)).label("municipality"),
             func.coalesce(func.nullif(MU.c.district_code, ""), literal(UNKNOWN)).label("district"),
             C.c.language,
+            func.coalesce(C.c.sex, literal(UNKNOWN)).label("sex"),
+            func.coalesce(C.c.age_band, literal(UNKNOWN)).label("age_band"),
             A.c.channel,
             A.c.question_id,
             A.c.value,
@@ -170,16 +172,16 @@ async def respondents(
         .where(A.c.inquiry_id == inquiry.id, *scope.where())
         .order_by(A.c.citizen_id)
     )
-    weights: dict[tuple[str, str, str], float] = {}
+    weights: dict[tuple[str, ...], float] = {}
 
-    def weight_of(municipality: str, district: str, language: str) -> float:
-        found = weights.get((municipality, district, language))
+    def weight_of(*profile: str) -> float:
+        found = weights.get(profile)
         if found is None:
             assert weighting is not None
-            attributes = {"municipality": municipality, "district": district, "language": language}
-            found = weights[(municipality, district, language)] = weighting.weight(
-                tuple(attributes[v] for v in variables)
+            attributes = dict(
+                zip(("municipality", "district", "language", "sex", "age_band"), profile, strict=True)
             )
+            found = weights[profile] = weighting.weight(tuple(attributes[v] for v in variables))
         return found
 
     citizen = None
@@ -194,6 +196,8 @@ async def respondents(
             municipality,
             district,
             language,
+            sex,
+            age_band,
             answered_on,
             question_id,
             value,
@@ -208,7 +212,7 @@ async def respondents(
                 current[0] = pseudonym(phone, key)
                 current[1], current[2], current[3] = municipality, district, language
                 if weighted:
-                    current[5] = weight_of(municipality, district, language)
+                    current[5] = weight_of(municipality, district, language, sex, age_band)
                 channel = answered_on
             elif answered_on != channel:
                 channel = "mixed"

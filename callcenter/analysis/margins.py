@@ -12,11 +12,14 @@ per cell::
     misrata,550000                   west,en,12000
 
 Attribute columns are the register's: ``municipality`` (a code, an Arabic or Latin name or
-an alias: matched through the register), ``district`` (a district code or name) and
-``language`` (``ar`` / ``en``); Arabic headers are accepted (البلدية، الشعبية، اللغة،
-السكان). The count column is ``population`` (or ``count``, ``السكان``, ``العدد``). A file
-is one table: a file over one attribute is a *margin*, a file over several is their *full
-cross* (a population table). Loading a file replaces the table over the same attributes.
+an alias: matched through the register), ``district`` (a district code or name),
+``language`` (``ar`` / ``en``), and the optional profile the citizen import reads, ``sex``
+(``m`` / ``f``, ذكر / أنثى...) and ``age_band`` (18-29, 30-44, 45-59, 60+), read by the same
+functions as the import (``citizens.profile``) so both sides agree; Arabic headers are
+accepted (البلدية، الشعبية، اللغة، الجنس، الفئة العمرية، السكان). The count column is
+``population`` (or ``count``, ``السكان``, ``العدد``). A file is one table: a file over one
+attribute is a *margin*, a file over several is their *full cross* (a population table).
+Loading a file replaces the table over the same attributes.
 
 **The plan** for weighting variables ``V``: a stored table over exactly ``V`` (in any
 order) means the full population table is known: post-stratification. Otherwise every
@@ -35,10 +38,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from callcenter.citizens.profile import parse_age_band, parse_sex
 from callcenter.messages import N_
 
 #: the attributes a citizen carries that a margin may name (the register's columns)
-VARIABLES: Final = ("municipality", "district", "language")
+VARIABLES: Final = ("municipality", "district", "language", "sex", "age_band")
+#: the optional ones: a citizen without them falls in the "-" category, which no margin lists
+PROFILE: Final = ("sex", "age_band")
 _HEADERS: Final[dict[str, str]] = {
     "municipality": "municipality",
     "البلدية": "municipality",
@@ -50,6 +56,15 @@ _HEADERS: Final[dict[str, str]] = {
     "language": "language",
     "اللغة": "language",
     "لغة": "language",
+    "sex": "sex",
+    "gender": "sex",
+    "الجنس": "sex",
+    "جنس": "sex",
+    "age_band": "age_band",
+    "age band": "age_band",
+    "age group": "age_band",
+    "الفئة العمرية": "age_band",
+    "فئة العمر": "age_band",
     "population": "population",
     "count": "population",
     "السكان": "population",
@@ -192,7 +207,10 @@ def parse(
     for name in unknown:
         problems.append(
             Problem(
-                N_("The column “%(column)s” is not one the register has (municipality, district, language)."),
+                N_(
+                    "The column “%(column)s” is not one the register has"
+                    " (municipality, district, language, sex, age band)."
+                ),
                 1,
                 {"column": name[:60]},
             )
@@ -265,6 +283,10 @@ def _category(
         return municipality(raw)
     if variable == "district":
         return district(raw)
+    if variable == "sex":
+        return parse_sex(raw)
+    if variable == "age_band":
+        return parse_age_band(raw)
     return _LANGUAGES.get(raw.casefold())
 
 

@@ -42,7 +42,9 @@ from callcenter.analysis.aapor import (
 )
 from callcenter.analysis.estimates import Difference, Proportion, ShareTable, Status, difference, share_table
 from callcenter.analysis.margin_store import stored_tables
-from callcenter.analysis.margins import VARIABLES, NoMargin, Plan, Table, plan
+from callcenter.analysis.margins import PROFILE, VARIABLES, NoMargin, Plan, Table, plan
+from callcenter.analysis.order_effects import QuestionEffects
+from callcenter.analysis.order_effects import order_effects as compute_order_effects
 from callcenter.analysis.suppression import Suppressed, SuppressionError, suppress
 from callcenter.analysis.weighting import (
     DEFAULT_TRIM_RATIO,
@@ -69,7 +71,7 @@ INQ = models.table(models.Inquiry)
 Q = models.table(models.Question)
 
 #: the dimensions a question can be split by (and ``q:KEY``: the answer to another question)
-DIMENSIONS = ("municipality", "district", "channel", "language")
+DIMENSIONS = ("municipality", "district", "channel", "language", "sex", "age_band")
 #: free-answer questions (number, text) show their most frequent values only
 TOP_VALUES = 20
 UNKNOWN = "-"  # a citizen without a municipality (or district)
@@ -206,7 +208,35 @@ def _variable(name: str) -> ColumnElement[Any]:
         return func.coalesce(func.nullif(MU.c.district_code, ""), literal(UNKNOWN))
     if name == "language":
         return C.c.language
+    if name == "sex":
+        return func.coalesce(C.c.sex, literal(UNKNOWN))
+    if name == "age_band":
+        return func.coalesce(C.c.age_band, literal(UNKNOWN))
     raise ValueError(f"no such weighting variable {name!r}")
+
+
+async def default_variables(
+    conn: AsyncConnection, inquiry: Inquiry, tables: Iterable[Table]
+) -> tuple[str, ...]:
+    """What to weigh on when the reader has not chosen: municipality when a table gives its
+    margin, and beside it sex and age band when a table gives theirs and the inquiry's
+    respondents carry them (at least one does: those who do not are then a category the
+    margin lacks, reported as such rather than weighted silently)."""
+    assert inquiry.id is not None
+    stored = {v for t in tables for v in t.variables}
+    chosen = ["municipality"] if "municipality" in stored else []
+    for variable in PROFILE:
+        if variable not in stored:
+            continue
+        carried = (
+            select(A.c.id)
+            .select_from(A.join(C, C.c.id == A.c.citizen_id))
+            .where(A.c.inquiry_id == inquiry.id, C.c[variable].is_not(None))
+            .limit(1)
+        )
+        if (await conn.execute(carried)).first() is not None:
+            chosen.append(variable)
+    return tuple(chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -926,3 +956,22 @@ async def trend(
         settled,
         moved,
     )
+
+
+# -- order effects ------------------------------------------------------------------------------
+
+
+async def order_effects(
+    conn: AsyncConnection, inquiry: Inquiry, *, scope: Scope, threshold: int = 5
+) -> tuple[QuestionEffects, ...]:
+    """Per choice question, each option's share when shown first and when not (answers that
+    carry the order their citizen saw: an inquiry with randomised options); empty otherwise."""
+    assert inquiry.id is not None
+    rows = await conn.execute(
+        select(A.c.question_id, A.c.value, A.c.option_order, func.count())
+        .select_from(A.join(C, C.c.id == A.c.citizen_id))
+        .where(A.c.inquiry_id == inquiry.id, A.c.option_order.is_not(None), *scope.where())
+        .group_by(A.c.question_id, A.c.value, A.c.option_order)
+    )
+    found = [(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
+    return compute_order_effects(inquiry.questions, found, threshold=threshold)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from callcenter.analysis.estimates import Proportion
+from callcenter.analysis.order_effects import QuestionEffects
 from callcenter.analysis.read import Estimates, Group, option_label
 
 
@@ -71,3 +72,37 @@ def estimates_json(estimates: Estimates, *, language: str = "ar") -> dict[str, A
         "suppression_threshold": estimates.threshold,
         "questions": questions,
     }
+
+
+def order_effects_json(effects: tuple[QuestionEffects, ...], *, language: str = "ar") -> list[dict[str, Any]]:
+    """Per randomised question, each option's share when listed first and when not, the gap
+    with its interval, the share at each place, and ``flag``: first | later | none |
+    insufficient (hidden cells are null)."""
+    english = language == "en"
+    out = []
+    for q in effects:
+        options = []
+        for o in q.options:
+            gap = None
+            if o.gap is not None:
+                gap = {"estimate": o.gap.estimate, "low": o.gap.low, "high": o.gap.high}
+            options.append(
+                {
+                    "value": o.value,
+                    "label": option_label(q.question, o.value, language),
+                    "first": proportion(o.first),
+                    "later": proportion(o.later),
+                    "gap": gap,
+                    "by_position": [proportion(p) for p in o.by_position],
+                    "flag": o.flag,
+                }
+            )
+        out.append(
+            {
+                "key": q.question.key,
+                "text": q.question.text.get("en" if english else "ar"),
+                "answers": q.answers,
+                "options": options,
+            }
+        )
+    return out

@@ -11,6 +11,8 @@ import math
 
 from redis.asyncio import Redis
 
+from callcenter import metrics
+
 _LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -45,6 +47,8 @@ class TokenBucket:
         self.rate = rate
         self.burst = burst or default_burst(rate)
         self._script = redis.register_script(_LUA)
+        self._waits = metrics.RATE_LIMIT_WAITS.labels(key)
+        self._waited = metrics.RATE_LIMIT_WAIT_SECONDS.labels(key)
 
     async def try_take(self, want: int) -> tuple[int, float]:
         """Take up to ``want`` tokens now: (granted, seconds to wait when none were)."""
@@ -58,5 +62,8 @@ class TokenBucket:
         got, wait = await self.try_take(want)
         if got:
             return got
-        await asyncio.sleep(min(wait, max_wait))
+        pause = min(wait, max_wait)
+        self._waits.inc()
+        self._waited.inc(pause)
+        await asyncio.sleep(pause)
         return 0

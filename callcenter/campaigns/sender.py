@@ -21,13 +21,14 @@ from redis.asyncio import Redis
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from callcenter import models
+from callcenter import metrics, models
 from callcenter.campaigns.progress import ProgressPublisher
 from callcenter.campaigns.quiet import parse_hhmm, quiet_until
 from callcenter.campaigns.ratelimit import TokenBucket
 from callcenter.campaigns.service import cached_status, move
 from callcenter.inquiries import load_definition
-from callcenter.inquiry.definition import Language
+from callcenter.inquiry.definition import Inquiry, Language, QuestionKind
+from callcenter.inquiry.order import for_citizen
 from callcenter.inquiry.texts import invitation
 from callcenter.settings import Settings
 from callcenter.sms.encoding import SmsEncoding, analyse
@@ -65,12 +66,24 @@ class _Claimed:
     phone: str
     language: str
     opted_out_at: datetime | None
+    citizen_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class _Texts:
     body: dict[Language, str]
     encoding: dict[Language, SmsEncoding]
+    #: set when the first question's options are randomised: each citizen's invitation lists
+    #: them in that citizen's order (the same characters reordered: the encoding and the
+    #: segments stay those of ``body``)
+    inquiry: Inquiry | None = None
+    order_key: str = ""
+
+    def text(self, language: Language, citizen_id: int) -> str:
+        if self.inquiry is None:
+            return self.body[language]
+        seen = for_citizen(self.inquiry, citizen_id, key=self.order_key)
+        return invitation(seen, seen.first, language)
 
 
 class Sender:
@@ -163,7 +176,7 @@ class Sender:
         if self.dialect == "postgresql":
             page = page.with_for_update(skip_locked=True)
             stmt = claim.where(D.c.id.in_(page.scalar_subquery()), D.c.citizen_id == C.c.id).returning(
-                D.c.id, D.c.attempts, C.c.phone, C.c.language, C.c.opted_out_at
+                D.c.id, D.c.attempts, C.c.phone, C.c.language, C.c.opted_out_at, D.c.citizen_id
             )
             async with self.engine.begin() as conn:
                 return list((await conn.execute(stmt)).all())
@@ -193,6 +206,7 @@ class Sender:
                 people[r.citizen_id].phone,
                 people[r.citizen_id].language,
                 people[r.citizen_id].opted_out_at,
+                r.citizen_id,
             )
             for r in sorted(claimed, key=lambda r: r.id)
         ]
@@ -252,7 +266,8 @@ class Sender:
                 chunk = todo[i : i + granted]
             i += len(chunk)
             messages = [
-                OutboundSms(to=r.phone, body=texts.body[_lang(r.language)], ref=f"d{r.id}") for r in chunk
+                OutboundSms(to=r.phone, body=texts.text(_lang(r.language), r.citizen_id), ref=f"d{r.id}")
+                for r in chunk
             ]
             results = await self.gateway.send_many(messages)
             await self._record(campaign, chunk, results, texts, result)
@@ -340,9 +355,11 @@ class Sender:
                     .values(status="failed", error=bindparam("b_err")),
                     failed,
                 )
-        result.sent += len(sent) + sum(len(ids) for ids in plain.values())
+        accepted = len(sent) + sum(len(ids) for ids in plain.values())
+        result.sent += accepted
         result.retried += len(retry)
         result.failed += len(failed)
+        _count_sent(campaign.gateway, accepted, len(retry), len(failed))
 
     async def _finished(self, inquiry_id: int, delivery_ids: list[int]) -> set[int]:
         """Deliveries whose citizen completed (or opted out of) the inquiry since planning, on
@@ -390,9 +407,28 @@ class Sender:
             body: dict[Language, str] = {
                 lang: invitation(inquiry, inquiry.first, lang) for lang in ("ar", "en")
             }
-            cached = _Texts(body, {lang: analyse(text) for lang, text in body.items()})
+            first = inquiry.first
+            shuffled = (
+                inquiry.randomise_options and first.kind is QuestionKind.CHOICE and len(first.options) > 1
+            )
+            cached = _Texts(
+                body,
+                {lang: analyse(text) for lang, text in body.items()},
+                inquiry if shuffled else None,
+                self.settings.pseudonym_key,
+            )
             self._texts[campaign.id] = cached
         return cached
+
+
+def _count_sent(gateway: str, sent: int, retried: int, failed: int) -> None:
+    """Recorded hand-overs, for the metrics (a chunk at a time: three additions at most)."""
+    if sent:
+        metrics.SMS_SENT.labels(gateway).inc(sent)
+    if retried:
+        metrics.SMS_FAILED.labels(gateway, "retry").inc(retried)
+    if failed:
+        metrics.SMS_FAILED.labels(gateway, "final").inc(failed)
 
 
 def _lang(value: str) -> Language:

@@ -16,7 +16,7 @@ from phonenumbers import PhoneMetadata
 
 from callcenter.phones import mask_phone, normalize_phone
 
-Column = Literal["phone", "municipality", "language"]
+Column = Literal["phone", "municipality", "language", "sex", "age_band", "age", "birth_year"]
 Language = Literal["ar", "en"]
 
 # Bidi marks, zero-width characters and stray BOMs come along with Arabic text from Excel.
@@ -52,6 +52,10 @@ HEADERS: Final[dict[str, Column]] = (
         "البلدية", "اسم البلدية", "رمز البلدية",
     )
     | _keys("language", "language", "lang", "لغة", "اللغة")
+    | _keys("sex", "sex", "gender", "الجنس", "جنس", "النوع")
+    | _keys("age_band", "age band", "age group", "age_band", "الفئة العمرية", "فئة العمر", "الفئة")
+    | _keys("age", "age", "العمر", "عمر", "السن")
+    | _keys("birth_year", "birth year", "year of birth", "birth_year", "سنة الميلاد", "سنة الولادة")
 )  # fmt: skip
 
 
@@ -81,6 +85,7 @@ MUNICIPALITY_NAME_MAX = 200
 MUNICIPALITY_CODE_MAX = 64
 _NOT_SLUG = re.compile(r"[\W_]+")
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def slug(name: str) -> str:
@@ -98,8 +103,9 @@ def slug(name: str) -> str:
 
 
 def valid_municipality(value: str) -> bool:
-    """A name we can store, and from which a code can be made."""
-    return len(value) <= MUNICIPALITY_NAME_MAX and bool(slug(value))
+    """A name we can store (PostgreSQL text holds no NUL; no control character belongs in a
+    name), and from which a code can be made."""
+    return len(value) <= MUNICIPALITY_NAME_MAX and not _CONTROL.search(value) and bool(slug(value))
 
 
 def is_arabic(text: str) -> bool:

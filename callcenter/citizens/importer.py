@@ -5,7 +5,9 @@ Usage::
     report = await import_citizens(engine, Path("register.csv"), progress=bar_update)
 
 The register is the ministry's list of who may be polled: a CSV with a ``phone`` column
-and optionally ``municipality`` and ``language`` (English or Arabic headers). It is read in
+and optionally ``municipality`` and ``language`` (English or Arabic headers), and, for
+weighting, ``sex`` and one of ``age_band``, ``age`` or ``birth_year`` (read by
+``citizens.profile``: sex becomes ``m``/``f``, age one of its bands). It is read in
 one pass: a worker thread parses and normalises batch *n + 1* while batch *n* is written
 (the normalisation is CPU-bound Python, the upsert mostly waits on the database), so memory
 stays flat except for the set of numbers already seen (about 65 MB a million), which is
@@ -28,6 +30,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -45,6 +48,7 @@ from callcenter.citizens.fields import (
     slug,
     valid_municipality,
 )
+from callcenter.citizens.profile import AGE_BANDS, parse_age, parse_age_band, parse_birth_year, parse_sex
 from callcenter.citizens.store import CitizenRow, Store, open_store
 from callcenter.municipalities.index import Index
 from callcenter.phones import InvalidPhone, mask_phone, normalize_phone
@@ -193,9 +197,10 @@ async def _write(
     report: ImportReport,
     default_language: str,
 ) -> None:
-    ids = await municipalities.resolve({value for value, _ in batch.citizens.values()})
+    ids = await municipalities.resolve({row[0] for row in batch.citizens.values()})
     rows: list[CitizenRow] = [
-        (phone, ids[value], language) for phone, (value, language) in batch.citizens.items()
+        (phone, ids[value], language, sex, band)
+        for phone, (value, language, sex, band) in batch.citizens.items()
     ]
     inserted = await store.upsert(rows, default_language=default_language) if rows else 0
     # Every phone that was not inserted existed; those an earlier batch wrote are duplicates.
@@ -244,10 +249,16 @@ class _Municipalities:
         return self._ids
 
 
+_Profile = tuple[str | None, Language | None, str | None, str | None]
+#: the columns that say a citizen's age, one of which a register may have
+_AGE_COLUMNS: tuple[Column, ...] = ("age_band", "age", "birth_year")
+
+
 @dataclass(slots=True)
 class _Batch:
-    # phone (E.164) -> (municipality cell or None, language or None); the last row wins
-    citizens: dict[str, tuple[str | None, Language | None]] = field(default_factory=dict)
+    # phone (E.164) -> (municipality cell, language, sex, age band), each None when the row
+    # did not say; the last row wins
+    citizens: dict[str, _Profile] = field(default_factory=dict)
     rows: int = 0
     duplicates: int = 0
     repeats: int = 0  # phones of this batch that an earlier batch already wrote
@@ -316,6 +327,7 @@ class _Reader:
         self.known: Index | None = None
         self.errors: list[RowError] = []
         self.columns: list[str] = []
+        self._unreadable = ""  # why the csv module refused the last unreadable row
 
     @classmethod
     def open(cls, source: BinaryIO | Path, *, region: str, batch_size: int, error_limit: int) -> _Reader:
@@ -345,8 +357,10 @@ class _Reader:
             raise BadHeader("the file is empty: the first line must be the header")
         delimiter = max(_DELIMITERS, key=first.count)
         self._csv = csv.reader(itertools.chain([first], self._text), delimiter=delimiter)
-        self._rows: Iterator[list[str]] = self._csv
+        self._rows: Iterator[list[str] | None] = self._read_rows()
         cells = next(self._rows)
+        if cells is None:
+            raise BadHeader(f"the header cannot be read as CSV: {self._unreadable}")
         found = [mask_value(cell.strip()) for cell in cells]
         positions: dict[Column, int] = {}
         for at, cell in enumerate(cells):
@@ -366,7 +380,26 @@ class _Reader:
         self._phone_at = positions["phone"]
         self._municipality_at = positions.get("municipality")
         self._language_at = positions.get("language")
+        self._sex_at = positions.get("sex")
+        ages = [c for c in _AGE_COLUMNS if c in positions]
+        if len(ages) > 1:
+            raise BadHeader(f"the header has {' and '.join(ages)}: keep one column for the age", found=found)
+        self._age = (ages[0], positions[ages[0]]) if ages else None
+        self._this_year = datetime.now(UTC).year
         self.columns = [name for name, _ in sorted(positions.items(), key=lambda kv: kv[1])]
+
+    def _read_rows(self) -> Iterator[list[str] | None]:
+        """The rows, with None for one the csv module refuses (a field over its 128 KiB
+        limit, say), so that one row is rejected instead of the whole import failing."""
+        while True:
+            try:
+                row: list[str] | None = next(self._csv)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                self._unreadable = f"unreadable row: {exc}"
+                row = None
+            yield row
 
     def _reject(self, batch: _Batch, reason: str, value_masked: str) -> None:
         batch.rejected += 1
@@ -384,6 +417,10 @@ class _Reader:
         lines = 0
         for row in itertools.islice(self._rows, self._batch_size):
             lines += 1
+            if row is None:
+                batch.rows += 1
+                self._reject(batch, self._unreadable, "")
+                continue
             if len(row) != width:
                 if any(cell.strip() for cell in row):
                     batch.rows += 1
@@ -422,6 +459,13 @@ class _Reader:
                     if reason is not None:
                         self._reject(batch, reason, mask_value(municipality))
                         continue
+            sex = band = None
+            if self._sex_at is not None or self._age is not None:
+                profile = self._profile(row)
+                if isinstance(profile, RowError):
+                    self._reject(batch, profile.reason, profile.value_masked)
+                    continue
+                sex, band = profile
             earlier = citizens.get(phone)
             if earlier is not None:
                 # Merged like a citizen already in the database: an empty cell keeps
@@ -429,6 +473,8 @@ class _Reader:
                 batch.duplicates += 1
                 municipality = municipality or earlier[0]
                 language = language or earlier[1]
+                sex = sex or earlier[2]
+                band = band or earlier[3]
             else:
                 number = int(phone[1:])
                 if number in seen:
@@ -436,11 +482,37 @@ class _Reader:
                     batch.duplicates += 1
                 else:
                     seen.add(number)
-            citizens[phone] = (municipality, language)
+            citizens[phone] = (municipality, language, sex, band)
         if not lines:
             return None
         batch.bytes_read = self._counter.count
         return batch
+
+    def _profile(self, row: list[str]) -> tuple[str | None, str | None] | RowError:
+        """The row's sex and age band (None where the cell is empty), or why it is refused
+        (a ``RowError`` whose line the caller fills in)."""
+        sex: str | None = None
+        if self._sex_at is not None and (cell := row[self._sex_at].strip()):
+            sex = parse_sex(cell)
+            if sex is None:
+                return RowError(
+                    0, "unknown sex: expected m or f (ذكر / أنثى, male / female)", mask_value(cell)
+                )
+        band: str | None = None
+        if self._age is not None and (cell := row[self._age[1]].strip()):
+            column = self._age[0]
+            if column == "age_band":
+                band = parse_age_band(cell)
+                reason = f"unknown age band: expected one of {', '.join(AGE_BANDS)}"
+            elif column == "age":
+                band = parse_age(cell)
+                reason = "invalid age: expected whole years from 18 to 120"
+            else:
+                band = parse_birth_year(cell, this_year=self._this_year)
+                reason = "invalid birth year: expected a year (four digits) of someone aged 18 to 120"
+            if band is None:
+                return RowError(0, reason, mask_value(cell))
+        return sex, band
 
     def _language(self, cell: str) -> Language | None:
         language = parse_language(cell)

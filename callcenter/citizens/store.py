@@ -4,7 +4,8 @@ PostgreSQL gets the fast path (COPY into a temporary staging table, then one
 ``INSERT … SELECT … ON CONFLICT``); SQLite, the embedded default for small deployments,
 gets an ``executemany`` of the same upsert. Both keep the same rules:
 
-* an empty municipality or language cell never erases what the database already knows;
+* an empty municipality, language, sex or age band cell never erases what the database
+  already knows;
 * rows that would not change are not rewritten (a re-import of the same register costs
   reads, not a table's worth of dead rows);
 * ``opted_out_at`` is never touched: re-importing a register must not re-subscribe anyone.
@@ -22,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callcenter.models import utcnow
 
-# (E.164 phone, municipality id or None, "ar"/"en" or None when the file did not say)
-CitizenRow = tuple[str, int | None, str | None]
+# (E.164 phone, municipality id, "ar"/"en", "m"/"f", age band), None where the file did not say
+CitizenRow = tuple[str, int | None, str | None, str | None, str | None]
 MunicipalityRow = tuple[int, str, str, str]  # id, code, name_ar, name_en
 AliasRow = tuple[int, str]  # municipality id, alias
 
@@ -72,10 +73,12 @@ class _Asyncpg(Protocol):
 
 
 _STAGING = "_citizen_import"
-# ON COMMIT DELETE ROWS: each batch's commit empties it; created once per connection.
+# ON COMMIT DELETE ROWS: each batch's commit empties it. Created in each batch's transaction
+# (IF NOT EXISTS: a catalogue lookup after the first), because behind PgBouncer's transaction
+# pooling the next transaction may run on another server connection, without it.
 _PG_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
-    phone text NOT NULL, municipality_id bigint, language text
+    phone text NOT NULL, municipality_id bigint, language text, sex text, age_band text
 ) ON COMMIT DELETE ROWS
 """
 
@@ -84,20 +87,15 @@ def _pg_upsert(*, language_given: bool) -> str:
     """One statement per kind of row: with a language (it replaces the stored one) or
     without (the stored one stays). ``EXCLUDED`` cannot tell them apart, so the staging
     rows are split by ``WHERE``. ``xmax = 0`` marks a row this statement inserted."""
-    municipality = "COALESCE(EXCLUDED.municipality_id, citizen.municipality_id)"
+    kept = {c: f"COALESCE(EXCLUDED.{c}, citizen.{c})" for c in ("municipality_id", "sex", "age_band")}
     if language_given:
-        set_ = f"municipality_id = {municipality}, language = EXCLUDED.language"
-        changed = (
-            f"(citizen.municipality_id, citizen.language) "
-            f"IS DISTINCT FROM ({municipality}, EXCLUDED.language)"
-        )
-    else:
-        set_ = f"municipality_id = {municipality}"
-        changed = f"citizen.municipality_id IS DISTINCT FROM {municipality}"
+        kept["language"] = "EXCLUDED.language"
+    set_ = ", ".join(f"{c} = {v}" for c, v in kept.items())
+    changed = f"({', '.join(f'citizen.{c}' for c in kept)}) IS DISTINCT FROM ({', '.join(kept.values())})"
     return f"""
 WITH written AS (
-    INSERT INTO citizen (phone, municipality_id, language, created_at)
-    SELECT phone, municipality_id, COALESCE(language, $1), now() FROM {_STAGING}
+    INSERT INTO citizen (phone, municipality_id, language, sex, age_band, created_at)
+    SELECT phone, municipality_id, COALESCE(language, $1), sex, age_band, now() FROM {_STAGING}
     WHERE language IS {"NOT " if language_given else ""}NULL
     ON CONFLICT (phone) DO UPDATE SET {set_} WHERE {changed}
     RETURNING xmax = 0 AS inserted
@@ -119,9 +117,7 @@ class PostgresStore:
     @classmethod
     async def open(cls, conn: AsyncConnection) -> PostgresStore:
         raw = await conn.get_raw_connection()
-        store = cls(cast(_Asyncpg, raw.driver_connection))
-        await store._db.execute(_PG_STAGING)
-        return store
+        return cls(cast(_Asyncpg, raw.driver_connection))
 
     async def municipalities(self) -> list[MunicipalityRow]:
         rows = await self._db.fetch("SELECT id, code, name_ar, name_en FROM municipality ORDER BY id")
@@ -146,8 +142,9 @@ class PostgresStore:
         with_language = sum(1 for row in rows if row[2] is not None)
         inserted = 0
         async with self._db.transaction():
+            await self._db.execute(_PG_STAGING)
             await self._db.copy_records_to_table(
-                _STAGING, records=rows, columns=("phone", "municipality_id", "language")
+                _STAGING, records=rows, columns=("phone", "municipality_id", "language", "sex", "age_band")
             )
             if with_language:
                 inserted += await self._db.fetchval(_PG_UPSERT_WITH_LANGUAGE, default_language)
@@ -163,13 +160,17 @@ class PostgresStore:
 _SQLITE_EXISTING = text("SELECT count(*) FROM citizen WHERE phone IN (SELECT value FROM json_each(:phones))")
 # A bound parameter may appear in DO UPDATE, so one statement covers both kinds of row.
 _SQLITE_UPSERT = text("""
-INSERT INTO citizen (phone, municipality_id, language, created_at)
-VALUES (:phone, :municipality_id, COALESCE(:language, :default_language), :created_at)
+INSERT INTO citizen (phone, municipality_id, language, sex, age_band, created_at)
+VALUES (:phone, :municipality_id, COALESCE(:language, :default_language), :sex, :age_band, :created_at)
 ON CONFLICT (phone) DO UPDATE SET
     municipality_id = COALESCE(excluded.municipality_id, citizen.municipality_id),
-    language = COALESCE(:language, citizen.language)
+    language = COALESCE(:language, citizen.language),
+    sex = COALESCE(excluded.sex, citizen.sex),
+    age_band = COALESCE(excluded.age_band, citizen.age_band)
 WHERE citizen.municipality_id IS NOT COALESCE(excluded.municipality_id, citizen.municipality_id)
    OR citizen.language IS NOT COALESCE(:language, citizen.language)
+   OR citizen.sex IS NOT COALESCE(excluded.sex, citizen.sex)
+   OR citizen.age_band IS NOT COALESCE(excluded.age_band, citizen.age_band)
 """).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
 
 
@@ -220,10 +221,12 @@ class SqliteStore:
                         "phone": phone,
                         "municipality_id": municipality_id,
                         "language": language,
+                        "sex": sex,
+                        "age_band": age_band,
                         "default_language": default_language,
                         "created_at": now,
                     }
-                    for phone, municipality_id, language in rows
+                    for phone, municipality_id, language, sex, age_band in rows
                 ],
             )
         return len(rows) - int(existing or 0)

@@ -76,6 +76,9 @@ class Question:
     #: skip logic: answer value -> key of the next question ("end" finishes); "*" = any other
     next: dict[str, str] = field(default_factory=dict)
     id: int | None = None  # database id, when loaded from the database
+    #: the options as one citizen sees them, when their order is randomised (inquiry/order.py):
+    #: the 1-based positions in the definition, in the order shown; None: as defined
+    order: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind is QuestionKind.CHOICE and not self.options:
@@ -110,6 +113,8 @@ class Inquiry:
     thanks: Text = Text("شكراً لمشاركتكم.", "Thank you for taking part.")
     status: InquiryStatus = InquiryStatus.DRAFT
     id: int | None = None
+    #: each citizen sees a choice question's options in their own order (inquiry/order.py)
+    randomise_options: bool = False
 
     def __post_init__(self) -> None:
         if not self.questions:

@@ -87,6 +87,8 @@ class InquiryIn(BaseModel):
     switch_to: Literal["voice", "sms"] | None = None
     #: contacts per citizen for this inquiry, SMS, calls and callbacks together
     max_contacts: int = Field(default=3, ge=1, le=20)
+    #: each citizen sees a choice question's options in their own order (order effects)
+    randomise_options: bool = False
 
     @field_validator("slug")
     @classmethod
@@ -119,6 +121,7 @@ class InquiryIn(BaseModel):
             intro=self.intro.text() if self.intro else Text(""),
             thanks=self.thanks.text() if self.thanks else default,  # type: ignore[arg-type]
             status=status,
+            randomise_options=self.randomise_options,
         )
 
 

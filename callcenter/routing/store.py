@@ -50,8 +50,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar, cast
 
 import redis as sync_redis
+import redis.sentinel as sync_sentinel
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import SentinelConnectionPool
 
+from callcenter import metrics
 from callcenter.errors import CallCenterError, NotFound
 from callcenter.routing.config import QueueSettings, queue_settings, skills_from_list, skills_to_list
 from callcenter.routing.model import (
@@ -120,10 +123,18 @@ class RoundTimes:
         self.samples: deque[float] = deque(maxlen=maxlen)
         #: as this process saw each one: (taking the lock and reading, deciding, writing)
         self.parts: deque[tuple[float, float, float]] = deque(maxlen=maxlen)
+        #: this process's CPU time over the same span (the round runs without yielding, so
+        #: this is the round's own cost; the wall time above adds the OS's scheduling of a
+        #: busy machine and Redis' side)
+        self.cpu: deque[float] = deque(maxlen=maxlen)
 
-    def record(self, seconds: float, parts: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+    def record(
+        self, seconds: float, parts: tuple[float, float, float] = (0.0, 0.0, 0.0), cpu: float = 0.0
+    ) -> None:
         self.samples.append(seconds)
         self.parts.append(parts)
+        self.cpu.append(cpu)
+        metrics.ROUTING_ROUND_SECONDS.observe(seconds)
 
     def percentile(self, q: float) -> float | None:
         """Nearest rank (``q`` in 0..1), or ``None`` without samples."""
@@ -353,6 +364,7 @@ class RoutingStore:
         self.lock_ttl_ms = lock_ttl_ms
         self._sync = _sync_twin(redis)
         self._last_read = 0.0  # the last lock-and-read, seconds
+        self._cpu_started = 0.0  # thread CPU time as the last lock-and-read began
         self._collecting = True  # whether the collector ran before the lock was taken
         self._announced: tuple[bytes | str | None, dict[str, Any]] = (None, {})
         self._commit = self._sync.register_script(_COMMIT)
@@ -745,6 +757,7 @@ class RoutingStore:
         line = replace(state, entries=tuple(e for e in state.entries if e.id not in out))
         told = announcements(line, snap.now)
         await self._announce(told, snap.now, snap.announced)
+        metrics.set_queue_sizes(known, (e.queue for e in line.entries))
         return Round(replace(decisions, announcements=told), tuple(write.events), tuple(offered))
 
     async def _announce(self, told: Iterable[Announcement], at: float, stored: bytes | str | None) -> None:
@@ -786,6 +799,7 @@ class RoutingStore:
         wanted = [key for key, flag in zip(hashes, reads[:-1], strict=True) if flag == "1"]
         while True:
             started = time.perf_counter()
+            self._cpu_started = time.thread_time()
             self._collecting = gc.isenabled()
             gc.disable()  # until the write: see the module's doc
             taken = False
@@ -868,7 +882,7 @@ class _Locked:
         if self.timed and exc_type is None and released is not None:
             read_s, decided = self._read
             parts = (read_s, writing - decided, time.perf_counter() - writing)
-            ROUND_TIMES.record(released - self._taken, parts)
+            ROUND_TIMES.record(released - self._taken, parts, time.thread_time() - self.store._cpu_started)
 
 
 #: per event loop and store prefix: the changes of one process take the shared lock one after
@@ -970,16 +984,24 @@ def _load_outcome(_entry: str, raw: bytes | str) -> Outcome:
 def _sync_twin(client: Redis) -> sync_redis.Redis:
     """A synchronous client to the same server and database as ``client`` (for the locked
     change only), with timeouts no longer than the lock's life, so a stalled Redis stalls the
-    process no longer than the lock would have lasted anyway."""
+    process no longer than the lock would have lasted anyway. Behind Sentinel, a twin that asks
+    the same sentinels for the primary: after a failover both clients follow it."""
     pool = client.connection_pool
     kwargs = {
         k: v
         for k, v in pool.connection_kwargs.items()
-        if k not in ("parser_class", "redis_connect_func", "connection_class", "retry")
+        if k not in ("parser_class", "redis_connect_func", "connection_class", "retry", "connection_pool")
     }
     limit = LOCK_TTL_MS / 1000
-    kwargs["socket_timeout"] = min(kwargs.get("socket_timeout") or limit, limit)
-    kwargs["socket_connect_timeout"] = min(kwargs.get("socket_connect_timeout") or limit, limit)
+    _cap_timeouts(kwargs, limit)
+    if isinstance(pool, SentinelConnectionPool):
+        manager = pool.sentinel_manager
+        hosts = [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
+                 for s in manager.sentinels]  # fmt: skip
+        asked = _cap_timeouts(dict(manager.sentinel_kwargs), limit)
+        sentinel = sync_sentinel.Sentinel(hosts, sentinel_kwargs=asked)  # type: ignore[no-untyped-call]
+        twin: sync_redis.Redis = sentinel.master_for(pool.service_name, **kwargs)  # type: ignore[no-untyped-call]
+        return twin
     kind = pool.connection_class.__name__
     connection_class: type[sync_redis.Connection] | type[sync_redis.UnixDomainSocketConnection]
     connection_class = sync_redis.Connection
@@ -990,6 +1012,12 @@ def _sync_twin(client: Redis) -> sync_redis.Redis:
     return sync_redis.Redis(
         connection_pool=sync_redis.ConnectionPool(connection_class=connection_class, **kwargs)
     )
+
+
+def _cap_timeouts(kwargs: dict[str, Any], limit: float) -> dict[str, Any]:
+    kwargs["socket_timeout"] = min(kwargs.get("socket_timeout") or limit, limit)
+    kwargs["socket_connect_timeout"] = min(kwargs.get("socket_connect_timeout") or limit, limit)
+    return kwargs
 
 
 def _aw(value: Any) -> Awaitable[Any]:

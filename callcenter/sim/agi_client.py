@@ -11,11 +11,16 @@ routine`` for every command that needs a live channel (``EXEC``, ``GET/SET VARIA
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import logging
+import math
 import random
+import sys
+import wave
 from dataclasses import dataclass
+from pathlib import Path
 
 from callcenter.sim.citizen import HangUp, Press, PromptLibrary, Script, Silence, Step
 from callcenter.sim.core import SimChannel, SimClock
@@ -215,6 +220,8 @@ class SimAgiChannel:
             return usage(name) if argc > 3 else ok(f"200 result={self.channel.state}")
         if name in _LISTENING or name in _SAY:
             return await self._listen(name, args)
+        if name == "RECORD FILE":
+            return await self._record(args)
         return ok("200 result=0")
 
     def set_variable(self, name: str, value: str) -> None:
@@ -330,6 +337,55 @@ class SimAgiChannel:
         pressed = _first_escape(step, args[3], duration)
         await self.clock.sleep_ms(duration if pressed is None else pressed[1])
         return ok(f"200 result={ord(pressed[0]) if pressed else 0}")
+
+    async def _record(self, args: list[str]) -> Reply:
+        """``RECORD FILE <path> <format> <escape> <timeout> [offset] [BEEP] [s=<silence>]`` as
+        res_agi answers it, writing the file as Asterisk would (a ``wav`` is 8 kHz mono 16-bit).
+        The caller's step says what they do: ``Press`` speaks for ``after_ms`` then presses the
+        key (``(dtmf)``; a key that is not an escape is just more speech until the timeout),
+        ``Silence`` says nothing until the silence limit or the timeout (``(timeout)``),
+        ``HangUp`` speaks for ``after_ms`` then hangs up (``result=-1 (hangup)``)."""
+        if len(args) < 6 or not _is_int(args[5]):
+            return usage("RECORD FILE")
+        path, fmt, escape, timeout = args[2], args[3], args[4], int(args[5])
+        silence = next((_atoi(a[2:]) for a in args[6:] if a.startswith("s=")), 0)
+        limit = timeout if timeout > 0 else SILENCE_CAP_MS
+        step = self._next_step(limit)
+        if isinstance(step, HangUp):
+            spoken, quiet, line = min(step.after_ms, limit), 0, "200 result=-1 (hangup) endpos={}"
+        elif isinstance(step, Press) and step.keys and step.keys[0] in escape and step.after_ms < limit:
+            spoken, quiet, line = step.after_ms, 0, f"200 result={ord(step.keys[0])} (dtmf) endpos={{}}"
+        elif isinstance(step, Press):
+            spoken, quiet, line = limit, 0, "200 result=0 (timeout) endpos={}"
+        else:
+            spoken, line = 0, "200 result=0 (timeout) endpos={}"
+            quiet = min(limit, silence * 1000) if silence else limit
+        if not _write_recording(path, fmt, spoken_ms=spoken, silent_ms=quiet):
+            return failed("200 result=-1 (writefile)")
+        await self.clock.sleep_ms(spoken + quiet)
+        reply = line.format((spoken + quiet) * SAMPLES_PER_MS)
+        if isinstance(step, HangUp):
+            self._hang_up()
+            return failed(reply)
+        return ok(reply)
+
+
+def _write_recording(path: str, fmt: str, *, spoken_ms: int, silent_ms: int) -> bool:
+    """``path.fmt``: a 440 Hz tone for the speech, then silence (False: cannot be written,
+    like Asterisk when the directory is missing)."""
+    target = Path(f"{path}.{fmt}")
+    if not target.parent.is_dir():
+        return False
+    tone = [int(8000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(8 * spoken_ms)]
+    samples = array.array("h", tone + [0] * (8 * silent_ms))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    with wave.open(str(target), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(samples.tobytes())
+    return True
 
 
 def _key_time(step: Press, count: int) -> int:

@@ -5,9 +5,11 @@ disk of the machine that took the webhooks, which need not be where a worker run
 process per spool directory drains (``drain.lock``); any other ``serve`` on the same
 directory takes over if that one dies.
 
-A batch (at most ``batch_size`` records) goes through the engine one record after another,
-in arrival order, exactly like a live reply (``Inbox.handle``: store deduplicated on the
-gateway's id, then the inquiry engine); delivery reports go to ``Inbox.status``. The replies
+A batch (at most ``batch_size`` records) goes through the engine exactly like live replies
+(``Inbox.handle``: store deduplicated on the gateway's id, then the inquiry engine; delivery
+reports go to ``Inbox.status``): each sender's records one after another in arrival order,
+up to ``parallel`` senders at a time, so a backlog left by an overload drains at about the
+pace live replies are taken. The replies
 the engine wrote are then queued as outbound messages and sent through the gateway
 (:mod:`callcenter.sms.replies`), and only then is the spool's offset moved past the batch.
 
@@ -31,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -40,7 +43,7 @@ from callcenter.sms.gateways import make_gateway
 from callcenter.sms.gateways.base import Gateway
 from callcenter.sms.inbox import Inbox
 from callcenter.sms.replies import ReplyOutbox, Sent
-from callcenter.sms.spool import Spool, SpoolRecord
+from callcenter.sms.spool import Entry, Spool, SpoolRecord
 from callcenter.sms.spooling import SpoolingInbox, is_database_unavailable
 
 if TYPE_CHECKING:
@@ -62,13 +65,21 @@ STOP_GRACE_S = 5.0
 
 class Drainer:
     def __init__(
-        self, spool: Spool, inbox: Inbox, replies: ReplyOutbox, *, timeout_s: float, batch_size: int = 100
+        self,
+        spool: Spool,
+        inbox: Inbox,
+        replies: ReplyOutbox,
+        *,
+        timeout_s: float,
+        batch_size: int = 200,
+        parallel: int = 16,
     ) -> None:
         self.spool = spool
         self.inbox = inbox
         self.replies = replies
         self.timeout_s = timeout_s
         self.batch_size = batch_size
+        self.parallel = parallel
         self.stored = 0  # since start, for the log and a metrics exporter
         self.replies_sent = 0
         self.retry_pending = False  # a reply failed for now and waits in the table
@@ -83,24 +94,26 @@ class Drainer:
         batch = await asyncio.to_thread(self.spool.read, offset, max_records=self.batch_size)
         if batch.bad:
             await asyncio.to_thread(self.spool.set_aside, batch.bad)
-        done, handled, outage = batch.end, 0, None
-        inbound: list[tuple[str, str]] = []
-        for entry in batch.entries:
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    await self._store(entry.record)
-            except Exception as exc:
-                if is_database_unavailable(exc):
-                    done, outage = entry.start, exc
-                    break
-                log.exception(
-                    "spooled %s at offset %s refused; kept in spool.failed", entry.record.kind, entry.start
-                )
-                await asyncio.to_thread(self.spool.set_failed, entry, f"{type(exc).__name__}: {exc}")
-            else:
-                if entry.record.kind == "sms":
-                    inbound.append((entry.record.gateway, entry.record.gateway_id or ""))
-            handled += 1
+        stored, refused, outages = await self._store_by_sender(batch.entries)
+        # the offset moves only past what is settled: from the first record an outage stopped
+        # at, everything is read again next time (what was stored after it meets itself as a
+        # duplicate, stored once)
+        done = min((entry.start for entry, _ in outages), default=batch.end)
+        for entry, exc in sorted(refused, key=lambda pair: pair[0].start):
+            log.error(
+                "spooled %s at offset %s refused; kept in spool.failed",
+                entry.record.kind,
+                entry.start,
+                exc_info=exc,
+            )
+            await asyncio.to_thread(self.spool.set_failed, entry, f"{type(exc).__name__}: {exc}")
+        handled = sum(1 for e in stored if e.start < done) + sum(1 for e, _ in refused if e.start < done)
+        inbound = [
+            (e.record.gateway, e.record.gateway_id or "")
+            for e in sorted(stored, key=lambda e: e.start)
+            if e.record.kind == "sms"
+        ]
+        outage = outages[0][1] if outages else None
         if inbound:
             async with asyncio.timeout(self.timeout_s):
                 queued = await self.replies.queue(inbound)
@@ -112,6 +125,44 @@ class Drainer:
         if outage is not None:
             raise outage
         return handled + len(batch.bad)
+
+    async def _store_by_sender(
+        self, entries: list[Entry]
+    ) -> tuple[list[Entry], list[tuple[Entry, Exception]], list[tuple[Entry, Exception]]]:
+        """Store ``entries``: each sender's (or delivery report's message's) records in order,
+        ``parallel`` of them at once. Returns (stored, refused as bugs, stopped by an outage:
+        the first record of each sender that met one); after an outage no sender starts a
+        record, since the database is away for all of them."""
+        groups: dict[str, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            record = entry.record
+            groups[
+                record.sender if record.kind == "sms" else f"status:{record.ref or record.gateway_id}"
+            ].append(entry)
+        stored: list[Entry] = []
+        refused: list[tuple[Entry, Exception]] = []
+        outages: list[tuple[Entry, Exception]] = []
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one_sender(mine: list[Entry]) -> None:
+            async with gate:
+                for entry in mine:
+                    if outages:
+                        outages.append((entry, outages[0][1]))
+                        return
+                    try:
+                        async with asyncio.timeout(self.timeout_s):
+                            await self._store(entry.record)
+                    except Exception as exc:
+                        if is_database_unavailable(exc):
+                            outages.append((entry, exc))
+                            return
+                        refused.append((entry, exc))
+                    else:
+                        stored.append(entry)
+
+        await asyncio.gather(*(one_sender(mine) for mine in groups.values()))
+        return stored, refused, outages
 
     async def _store(self, record: SpoolRecord) -> None:
         if record.kind == "status":
@@ -214,7 +265,12 @@ async def spooled_webhooks(
     stop = asyncio.Event()
     task = asyncio.create_task(drainer.run(stop), name="spool-drainer")
     try:
-        yield SpoolingInbox(inbox, spool, timeout_s=settings.sms_webhook_db_timeout_s)
+        yield SpoolingInbox(
+            inbox,
+            spool,
+            timeout_s=settings.sms_webhook_db_timeout_s,
+            max_in_flight=settings.sms_webhook_max_in_flight,
+        )
     finally:
         stop.set()
         try:  # a drain step cut short is safe: its batch is replayed (deduplicated) next time

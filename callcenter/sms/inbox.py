@@ -13,14 +13,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcenter.db import asyncpg_connect_args
 from callcenter.inquiries import DefinitionCache
 from callcenter.inquiry.definition import Inquiry, Language
 from callcenter.inquiry.engine import Event, advance
+from callcenter.inquiry.order import for_citizen, order_text
 from callcenter.inquiry.parser import Keyword, Keywords, keyword
 from callcenter.inquiry.texts import phrase, reply_for
 from callcenter.phones import InvalidPhone, mask_phone, normalize_phone
+from callcenter.redis_conn import connect
+from callcenter.requests.sms_intake import RequestSms, Sender
 from callcenter.settings import Settings
 from callcenter.sms.gateways.base import InboundSms, StatusReport
 from callcenter.sms.inbox_store import AnswerRow, Context, SessionRow, StepWrite, make_store
@@ -42,17 +47,30 @@ class Outcome:
 class Inbox:
     """The engine side of the SMS webhooks (``SmsInbox``)."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, *, redis: Redis | None = None) -> None:
         self.engine = engine
         self.settings = settings
-        self.store = make_store(engine)
+        self.store = make_store(engine, asyncpg_connect_args(settings))
         self.keywords = Keywords.build(
             stop=settings.stop_words, start=settings.start_words, help=settings.help_words
         )
         self.definitions = DefinitionCache(engine)
+        # service requests by SMS (requests.sms_intake); without a client, one is made at first use
+        self._redis, self._own_redis = redis, redis is None
+        self._requests: RequestSms | None = None
+
+    @property
+    def requests(self) -> RequestSms:
+        if self._requests is None:
+            if self._redis is None:
+                self._redis = connect(self.settings)
+            self._requests = RequestSms(self.engine, self.settings, self._redis)
+        return self._requests
 
     async def aclose(self) -> None:
         await self.store.aclose()
+        if self._own_redis and self._redis is not None:
+            await self._redis.aclose()
 
     # -- SmsInbox -------------------------------------------------------------------------
 
@@ -74,7 +92,12 @@ class Inbox:
         return await self.process(message_id, phone, sms.body, ctx)
 
     async def process(self, message_id: int, phone: str, body: str, ctx: Context | None = None) -> Outcome:
-        """Run one stored message through the engine (also used to recover after a crash)."""
+        """Run one stored message through the engine (also used to recover after a crash):
+        a service request's message first (``requests.sms_intake``), else the inquiry."""
+        ctx = ctx or await self.store.context(phone)
+        served = await self._service_request(message_id, phone, body, ctx)
+        if served is not None:
+            return served
         for _ in range(RETRIES):
             ctx = ctx or await self.store.context(phone)
             if ctx.citizen_id is None:
@@ -87,13 +110,22 @@ class Inbox:
                 first = (await self._definition(ctx.invited, None)).first.key
                 session = SessionRow(None, ctx.invited, first, 0, "active", {}, ctx.language, 0, "running")
             inquiry = await self._definition(session.inquiry_id, session.inquiry_status)
+            # the options in this citizen's order (when randomised): the text lists them so,
+            # and the digit replied maps through it
+            inquiry = for_citizen(inquiry, ctx.citizen_id, key=self.settings.pseudonym_key)
             step = advance(inquiry, session.state(), body, keywords=self.keywords)
             language: Language = "en" if session.language == "en" else "ar"
             reply = reply_for(inquiry, step, language)
             answer = None
             if step.answer is not None:
                 assert step.answer.question.id is not None
-                answer = AnswerRow(step.answer.question.id, step.answer.value, step.answer.number, body)
+                answer = AnswerRow(
+                    step.answer.question.id,
+                    step.answer.value,
+                    step.answer.number,
+                    body,
+                    order_text(step.answer.question.order),
+                )
             opt = {Event.OPTED_OUT: "out", Event.OPTED_IN: "in"}.get(step.event)
             applied, recorded = await self.store.write_step(
                 StepWrite(
@@ -131,6 +163,23 @@ class Inbox:
             (message_id, phone, await self.process(message_id, phone, body))
             for message_id, phone, body in await self.store.stuck(older_than, limit)
         ]
+
+    async def _service_request(self, message_id: int, phone: str, body: str, ctx: Context) -> Outcome | None:
+        """A request, a reference or "was it fixed?": answered even to citizens who opted out
+        of polls (it is their own request). A STOP or START still goes to the inquiry side
+        (and ends an intake in progress)."""
+        if keyword(body, self.keywords) is not None:
+            await self.requests.cancel(phone)
+            return None
+        active = ctx.session is not None and ctx.session.status == "active"
+        in_inquiry = active or ctx.invited is not None
+        sender = Sender(phone, ctx.citizen_id, ctx.language, in_inquiry=in_inquiry)
+        handled = await self.requests.handle(message_id, sender, body)
+        if handled is None:
+            return None
+        if not await self.store.finish(message_id, ctx.citizen_id, handled.reply, None):
+            return Outcome(None, "duplicate")
+        return Outcome(handled.reply, handled.event)
 
     # -- the paths without a session ------------------------------------------------------
 

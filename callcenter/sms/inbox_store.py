@@ -70,6 +70,7 @@ class AnswerRow:
     value: str
     number: float | None
     raw: str
+    option_order: str | None = None  # the options' order as this citizen saw them
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +294,7 @@ class CoreStore:
                             raw=a.raw[:2000],
                             value=a.value[:1000],
                             number=a.number,
+                            option_order=a.option_order,
                             message_id=step.message_id,
                             created_at=func.now(),
                         )
@@ -421,7 +423,8 @@ class CoreStore:
 
 
 class PgStore(CoreStore):
-    """The PostgreSQL fast path: asyncpg prepared statements, three round trips a reply."""
+    """The PostgreSQL fast path: asyncpg prepared statements, three round trips a reply (behind
+    PgBouncer each statement is prepared again where it runs: one round trip more per statement)."""
 
     SAVE = (
         "INSERT INTO message (direction, gateway, gateway_id, phone, body, status, created_at) "
@@ -466,8 +469,8 @@ class PgStore(CoreStore):
             RETURNING id),
         a AS (
             INSERT INTO answer (inquiry_id, question_id, citizen_id, session_id, channel, raw,
-                                value, number, message_id, created_at)
-            SELECT $8, $9::bigint, $10, s.id, 'sms', $11, $12, $13, $14, now() FROM s
+                                value, number, message_id, created_at, option_order)
+            SELECT $8, $9::bigint, $10, s.id, 'sms', $11, $12, $13, $14, now(), $16::text FROM s
             WHERE $9::bigint IS NOT NULL
             ON CONFLICT DO NOTHING RETURNING id),
         m AS (
@@ -500,10 +503,14 @@ class PgStore(CoreStore):
         "FROM (SELECT 1) AS one LEFT JOIN (" + CONTEXT.replace("$1", "$3") + ") AS ctx ON true"
     )
 
-    def __init__(self, engine: AsyncEngine, *, pool_size: int = 20) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, pool_size: int = 20, connect_args: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(engine)
         self.dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.pool_size = pool_size
+        #: behind PgBouncer: ``statement_cache_size=0`` (see ``callcenter.db.pooler_connect_args``)
+        self.connect_args = connect_args or {}
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
 
@@ -523,7 +530,12 @@ class PgStore(CoreStore):
                 (a round trip per query)."""
 
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=self.pool_size, max_size=self.pool_size, init=init, reset=keep
+                self.dsn,
+                min_size=self.pool_size,
+                max_size=self.pool_size,
+                init=init,
+                reset=keep,
+                **self.connect_args,
             )
             return self._pool
 
@@ -597,6 +609,7 @@ class PgStore(CoreStore):
             a.number if a else None,
             step.message_id,
             step.reply,
+            a.option_order if a else None,
         )
         return bool(row["updated"]), bool(row["answered"])
 
@@ -606,5 +619,7 @@ class PgStore(CoreStore):
             self._pool = None
 
 
-def make_store(engine: AsyncEngine) -> Store:
-    return PgStore(engine) if engine.dialect.name == "postgresql" else CoreStore(engine)
+def make_store(engine: AsyncEngine, connect_args: dict[str, Any] | None = None) -> Store:
+    if engine.dialect.name == "postgresql":
+        return PgStore(engine, connect_args=connect_args)
+    return CoreStore(engine)

@@ -32,10 +32,10 @@ Usage: ``app.include_router(make_router(settings))`` with ``app.state.inbox`` se
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import hmac
 import logging
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Request, Response
@@ -70,6 +70,19 @@ def sms_service_get_url(public_base_url: str, secret: str) -> str:
     return f"{public_base_url.rstrip('/')}{INBOUND_PATH}?{ours}&{escapes}"
 
 
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+# Every answer is plain text (Kannel sends a 200's body to the phone), for the OpenAPI schema.
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _text("Inbound: the reply SMS (empty: none). DLR: empty"),
+    400: _text("A required parameter is missing or wrong"),
+    403: _text("The secret is missing or wrong"),
+    503: _text("Neither the database nor the spool can take it: smsbox retries"),
+}
+
+
 def _raw_params(query: bytes) -> dict[str, bytes]:
     """Query or form parameters as bytes: ``text`` may be UCS-2, not UTF-8.
 
@@ -95,10 +108,11 @@ def decode_text(data: bytes, *, charset: str = "", coding: str = "") -> str:
     if name in ("", "8-bit"):
         return data.decode("utf-8", "replace")
     try:
-        codecs.lookup(name)
-    except LookupError:
+        return data.decode(name, "replace")
+    except (LookupError, ValueError):
+        # no such codec, one that is no text encoding ("base64"), or one that refuses to
+        # replace (``idna``): a 500 here would lose the reply
         return data.decode("utf-8", "replace")
-    return data.decode(name, "replace")
 
 
 def fallback_id(sender: str, time: str, text: str) -> str:
@@ -156,7 +170,6 @@ def make_router(settings: Settings) -> APIRouter:
         given = params.get("secret")
         return given is not None and hmac.compare_digest(given, secret)
 
-    @router.api_route(INBOUND_PATH, methods=["GET", "POST"], response_class=Response)
     async def kannel_inbound(request: Request) -> Response:
         """A citizen's SMS; the answer body is the reply Kannel sends back (empty: none)."""
         params, body = await _inbound_params(request)
@@ -186,7 +199,6 @@ def make_router(settings: Settings) -> APIRouter:
         headers = {"X-Kannel-Coding": "2"} if analyse(reply).encoding != "gsm7" else None
         return PlainTextResponse(reply, headers=headers)
 
-    @router.api_route(DLR_PATH, methods=["GET", "POST"], response_class=Response)
     async def kannel_dlr(request: Request) -> Response:
         """A delivery report for a message we sent with ``dlr-url``.
 
@@ -200,7 +212,8 @@ def make_router(settings: Settings) -> APIRouter:
         if not ref:
             return _bad_request("'ref' is required")
         status = _str(params.get("status")).strip()
-        state = KANNEL_DLR_STATES.get(int(status)) if status.isdecimal() else None
+        # (int() refuses thousands of digits with ValueError: a 500)
+        state = KANNEL_DLR_STATES.get(int(status)) if status.isdecimal() and len(status) < 10 else None
         if state is None:
             return _bad_request(f"unknown DLR status {status!r} (want 1, 2, 4, 8 or 16)")
         error = None
@@ -215,4 +228,16 @@ def make_router(settings: Settings) -> APIRouter:
             return _spool_refused(exc)
         return Response(status_code=200, content=b"", media_type=_TEXT)
 
+    # One route per method: a route with two methods gets one operation id in the OpenAPI
+    # schema for both, which FastAPI warns about and schema tools refuse.
+    for path, handler in ((INBOUND_PATH, kannel_inbound), (DLR_PATH, kannel_dlr)):
+        for method in ("GET", "POST"):
+            router.add_api_route(
+                path,
+                handler,
+                methods=[method],
+                response_class=Response,
+                responses=_RESPONSES,
+                operation_id=f"{handler.__name__}_{method.lower()}",
+            )
     return router

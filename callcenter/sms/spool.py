@@ -117,6 +117,12 @@ class SpoolRecord:
             error=report.error,
         )
 
+    @property
+    def order_key(self) -> str:
+        """Records with one key are stored in arrival order: a citizen's messages, or the
+        delivery reports of one outbound message (a late "sent" must not undo "delivered")."""
+        return self.sender if self.kind == "sms" else f"status:{self.gateway}:{self.ref or self.gateway_id}"
+
     def to_sms(self) -> InboundSms:
         return InboundSms(self.gateway, self.gateway_id or "", self.sender, self.body, self.to)
 
@@ -245,6 +251,7 @@ class SpoolStats:
 
     appended: int = 0
     rejected_full: int = 0  # webhook calls answered 503: neither the database nor the spool took them
+    shed: int = 0  # webhook calls spooled because too many were already waiting on the database
     drained: int = 0
     corrupt: int = 0
     failed: int = 0
@@ -260,10 +267,14 @@ class Spool:
         # flock is per open file, so threads need a lock of their own; every use of the file
         # descriptor from a thread holds it, so close() never pulls it from under one
         self._lock = threading.RLock()
-        self._queue: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._queue: list[tuple[bytes, asyncio.Future[None], str]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._drain_fd = -1
         self.appended = asyncio.Event()  # set on every append: wakes the drainer
+        # order key -> end offset of its last record waiting; valid for a file of _known_size
+        # bytes (another process's append or drain makes it stale: then read again)
+        self._waiting: dict[str, int] = {}
+        self._known_size = -1
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -304,6 +315,41 @@ class Spool:
         """Whether records wait to be drained (the file is emptied once all are stored)."""
         return self._fd >= 0 and self.size() > 0
 
+    def has_backlog_for(self, key: str) -> bool:
+        """Whether a record with this :attr:`SpoolRecord.order_key` waits to be drained: the
+        next one with that key must then queue behind it (blocking; cheap — an ``fstat`` and a
+        lookup — unless another process changed the file, when the waiting part is read again)."""
+        with self._lock:
+            if self._fd < 0:
+                return False
+            size = self.size()
+            if size == 0:
+                self._waiting.clear()
+                self._known_size = 0
+                return False
+            if size != self._known_size:
+                self._index_waiting(size)
+            end = self._waiting.get(key)
+            if end is None:
+                return False
+            if end <= self.committed():  # drained meanwhile (by another process)
+                del self._waiting[key]
+                return False
+            return True
+
+    def _index_waiting(self, size: int) -> None:
+        """(Under ``_lock``.) Which keys have records after the committed offset."""
+        waiting: dict[str, int] = {}
+        offset = self.committed()
+        while offset < size:
+            batch = scan(os.pread(self._fd, READ_CHUNK * 4, offset), offset)
+            for entry in batch.entries:
+                waiting[entry.record.order_key] = entry.end
+            if batch.end == offset:
+                break  # a torn tail: a write in progress, or cut on the next read
+            offset = batch.end
+        self._waiting, self._known_size = waiting, size
+
     # -- appending ------------------------------------------------------------------------
 
     async def append(self, record: SpoolRecord) -> None:
@@ -311,7 +357,7 @@ class Spool:
         line = encode(record)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.append((line, done))
+        self._queue.append((line, done, record.order_key))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush(), name="spool-flush")
         await done
@@ -322,7 +368,9 @@ class Spool:
             batch, self._queue = self._queue, []
             error: SpoolError | None = None
             try:
-                accepted = await asyncio.to_thread(self.write_lines, [line for line, _ in batch])
+                accepted = await asyncio.to_thread(
+                    self.write_lines, [line for line, _, _ in batch], [key for _, _, key in batch]
+                )
             except SpoolError as exc:
                 accepted, error = 0, exc
             except Exception as exc:  # a bug must not leave the requests waiting forever
@@ -330,7 +378,7 @@ class Spool:
                 accepted, error = 0, SpoolError(f"spool write failed: {exc}")
             if accepted < len(batch) and error is None:
                 error = SpoolFull(f"the spool reached its limit of {self.max_bytes} bytes")
-            for i, (_, done) in enumerate(batch):
+            for i, (_, done, _) in enumerate(batch):
                 if done.done():  # the request went away; its record is written all the same
                     continue
                 if i < accepted:
@@ -341,8 +389,9 @@ class Spool:
                 self.stats.appended += accepted
                 self.appended.set()
 
-    def write_lines(self, lines: list[bytes]) -> int:
+    def write_lines(self, lines: list[bytes], keys: list[str] | None = None) -> int:
         """Append as many of ``lines`` as fit under ``max_bytes``; returns how many (blocking).
+        ``keys``: the lines' order keys, for :meth:`has_backlog_for`.
 
         Nothing of a failed write stays: the file is cut back to where it was.
         """
@@ -353,11 +402,13 @@ class Spool:
             if before and os.pread(self._fd, 1, before - 1) != b"\n":
                 data += b"\n"  # seal a torn line a crashed writer left: it fails its check alone
             accepted = 0
+            ends: list[int] = []
             for line in lines:
                 if len(data) + len(line) > room:
                     break
                 data += line
                 accepted += 1
+                ends.append(before + len(data))
             if not accepted:
                 return 0
             try:
@@ -373,6 +424,9 @@ class Spool:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                     raise SpoolFull(f"no room on the spool's disk ({exc.strerror})") from exc
                 raise SpoolError(f"cannot write the spool: {exc}") from exc
+            if keys is not None and self._known_size == before:  # else stale: read again when asked
+                self._waiting.update(zip(keys, ends, strict=False))
+                self._known_size = before + len(data)
             return accepted
 
     # -- draining -------------------------------------------------------------------------
@@ -428,12 +482,15 @@ class Spool:
         """Everything before ``offset`` is stored; empties the file when nothing is left."""
         with self._lock:
             self._write_offset(offset)
+            self._waiting = {key: end for key, end in self._waiting.items() if end > offset}
             if offset and offset >= self.size():
                 with self._locked():
                     if self.size() == offset:  # no append since: empty the file
                         self._write_offset(0)  # first: a crash before the truncate replays, never skips
                         os.ftruncate(self._fd, 0)
                         os.fsync(self._fd)
+                        self._waiting.clear()
+                        self._known_size = 0
 
     def _write_offset(self, offset: int) -> None:
         tmp = self.directory / (OFFSET_FILE + ".tmp")

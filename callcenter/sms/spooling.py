@@ -7,12 +7,19 @@ timeout; if the database cannot be reached, it is written to the spool instead a
 webhook answers as if there were no reply (empty TwiML, an empty Kannel body), in time.
 The drainer (:mod:`callcenter.sms.drain`) stores it later and sends the reply by REST.
 
-While the spool holds records, new ones join the queue behind them rather than going
-straight to the engine: a citizen's second reply must never be stored before the first
-(it would answer the wrong question), and a database just back is not hit by the drain
-and the live traffic at once. When the spool is full (or its disk is), the database is
+A citizen's second reply must never be stored before the first (it would answer the wrong
+question): while the spool holds a record of theirs, the next one queues behind it. After an
+outage this process saw, everything queues behind the spool until it is drained, so a database
+just back is not hit by the drain and the live traffic at once, and no request waits on a
+database that is still away. When the spool is full (or its disk is), the database is
 tried all the same; only when both fail does the webhook answer 503, and the gateway's
 own retries (see the README) carry the message until there is room.
+
+Overload is met the same way: with ``max_in_flight`` calls already waiting on the database,
+the next one is spooled at once (an fsync, a millisecond or so) instead of queueing for a
+pooled connection until the gateway gives up on it. Only the citizens whose replies were
+spooled then queue behind the spool; everyone else goes on being answered inline, so one
+burst does not turn the whole line over to the drainer.
 
 Usage: ``app.state.inbox = SpoolingInbox(inbox, spool, timeout_s=settings.sms_webhook_db_timeout_s)``.
 """
@@ -29,6 +36,7 @@ from typing import TypeVar
 
 from sqlalchemy import exc as sa_exc
 
+from callcenter import metrics
 from callcenter.sms.gateways.base import InboundSms, SmsInbox, StatusReport
 from callcenter.sms.spool import Spool, SpoolError, SpoolRecord
 
@@ -93,38 +101,58 @@ def is_database_unavailable(error: BaseException) -> bool:
 class SpoolingInbox:
     """An ``SmsInbox`` that spools what the engine cannot store while the database is away."""
 
-    def __init__(self, inner: SmsInbox, spool: Spool, *, timeout_s: float) -> None:
+    def __init__(self, inner: SmsInbox, spool: Spool, *, timeout_s: float, max_in_flight: int = 0) -> None:
         self.inner = inner
         self.spool = spool
         self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight  # 0: no limit
+        self.in_flight = 0
+        self.outage = False  # the database was away since the spool was last empty
+        self._shed = _Throttled("overloaded: %s webhook call(s) spooled to %s (%s)")
         self._spooled = _Throttled("database unavailable: %s webhook call(s) spooled to %s (last: %s)")
         self._refused = _Throttled("spool refused %s webhook call(s) with 503 (%s; last: %s)")
 
     async def receive(self, sms: InboundSms) -> str | None:
         """The inline reply, or None when spooled (the reply then goes out by REST)."""
         arrived = datetime.now(UTC)
-        spooled, reply = await self._engine_or_spool(
-            lambda: self.inner.receive(sms), lambda: SpoolRecord.inbound(sms, arrived)
-        )
+        try:
+            spooled, reply = await self._engine_or_spool(
+                lambda: self.inner.receive(sms), lambda: SpoolRecord.inbound(sms, arrived), sms.sender
+            )
+        except SpoolError:
+            metrics.SMS_REPLIES.labels(sms.gateway, "refused").inc()
+            raise
+        metrics.SMS_REPLIES.labels(sms.gateway, "spooled" if spooled else "stored").inc()
         return None if spooled else reply
 
     async def status(self, report: StatusReport) -> None:
-        arrived = datetime.now(UTC)
-        await self._engine_or_spool(
-            lambda: self.inner.status(report), lambda: SpoolRecord.report(report, arrived)
-        )
+        record = SpoolRecord.report(report, datetime.now(UTC))
+        try:
+            spooled, _ = await self._engine_or_spool(
+                lambda: self.inner.status(report), lambda: record, record.order_key
+            )
+        except SpoolError:
+            metrics.SMS_REPORTS.labels(report.gateway, "refused").inc()
+            raise
+        metrics.SMS_REPORTS.labels(report.gateway, "spooled" if spooled else "stored").inc()
 
     async def _engine_or_spool(
-        self, call: Callable[[], Awaitable[T]], record: Callable[[], SpoolRecord]
+        self, call: Callable[[], Awaitable[T]], record: Callable[[], SpoolRecord], key: str
     ) -> tuple[bool, T | None]:
         """(True, None) when spooled, else (False, what the engine answered). The record is
         only built when it is spooled (the hot path pays for a clock read, not a record)."""
-        if self.spool.has_backlog():
+        overloaded = 0 < self.max_in_flight <= self.in_flight
+        if overloaded or self._behind_the_spool(key):
             try:
                 await self.spool.append(record())
-                return True, None
             except SpoolError:
                 pass  # full, or its disk is: the database may take it after all
+            else:
+                if overloaded:
+                    self.spool.stats.shed += 1
+                    self._shed.note(log.warning, str(self.spool.path), f"{self.in_flight} in flight")
+                return True, None
+        self.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout_s):
                 return False, await call()
@@ -132,6 +160,9 @@ class SpoolingInbox:
             if not is_database_unavailable(exc):
                 raise
             cause = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.outage = True
+        finally:
+            self.in_flight -= 1
         try:
             await self.spool.append(record())
         except SpoolError as exc:
@@ -140,6 +171,14 @@ class SpoolingInbox:
             raise
         self._spooled.note(log.warning, str(self.spool.path), cause)
         return True, None
+
+    def _behind_the_spool(self, key: str) -> bool:
+        """Whether this call must queue behind the spool: all of them after an outage until
+        it is drained, else those whose key (the citizen) has a record waiting there."""
+        if not self.spool.has_backlog():
+            self.outage = False
+            return False
+        return self.outage or self.spool.has_backlog_for(key)
 
 
 class _Throttled:

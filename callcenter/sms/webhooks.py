@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -32,6 +33,7 @@ from callcenter.settings import Settings
 from callcenter.sms.gateways.base import DeliveryState, InboundSms, SmsInbox, StatusReport
 from callcenter.sms.gateways.twilio import INBOUND_PATH, STATUS_CALLBACK_PATH, validate_request
 from callcenter.sms.spool import SpoolError
+from callcenter.web.api.responses import HttpErrorOut
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,32 @@ class LoopbackStatus(BaseModel):
         if self.ref is None and self.id is None:
             raise ValueError("give ref or id")
         return self
+
+
+class WebhookError(BaseModel):
+    """A refused webhook call: ``error`` is a stable id, ``detail`` says why."""
+
+    error: str
+    detail: str
+
+
+# What the routes answer besides their success, for the OpenAPI schema.
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": WebhookError, "description": "Neither the database nor the spool can take it: retry"},
+}
+_LOOPBACK: dict[int | str, dict[str, Any]] = {
+    400: {"model": HttpErrorOut, "description": "The body is not JSON"},
+    **_UNAVAILABLE,
+}
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": WebhookError, "description": "MessageSid (or From) is missing"},
+    403: {"model": WebhookError, "description": "X-Twilio-Signature is missing or wrong"},
+    **_UNAVAILABLE,
+}
+_TWIML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "TwiML with the reply, if any", "content": {_XML: {"schema": {"type": "string"}}}},
+    **_REFUSALS,
+}
 
 
 def _inbox(request: Request) -> SmsInbox:
@@ -162,10 +190,14 @@ def make_router(settings: Settings) -> APIRouter:
     """The webhook routes; the loopback ones only where the loopback gateway may be used."""
     router = APIRouter(tags=["sms webhooks"])
     router.add_api_route(
-        INBOUND_PATH, make_twilio_inbound(settings), methods=["POST"], response_class=Response
+        INBOUND_PATH,
+        make_twilio_inbound(settings),
+        methods=["POST"],
+        response_class=Response,
+        responses=_TWIML,
     )
 
-    @router.post(STATUS_CALLBACK_PATH, status_code=204, response_class=Response)
+    @router.post(STATUS_CALLBACK_PATH, status_code=204, response_class=Response, responses=_REFUSALS)
     async def twilio_status(request: Request) -> Response:
         """A delivery report for a message we sent (``status_callback`` of ``create``)."""
         form = await _signed_form(request, settings)
@@ -192,7 +224,7 @@ def make_router(settings: Settings) -> APIRouter:
 
     if settings.sms_gateway == "loopback" or settings.env != "production":
 
-        @router.post("/sms/loopback/inbound", response_model=None)
+        @router.post("/sms/loopback/inbound", response_model=None, responses=_LOOPBACK)
         async def loopback_inbound(
             payload: LoopbackInbound, request: Request
         ) -> dict[str, str | None] | Response:
@@ -209,7 +241,7 @@ def make_router(settings: Settings) -> APIRouter:
             except SpoolError as exc:
                 return _spool_refused(exc)
 
-        @router.post("/sms/loopback/status", status_code=204, response_class=Response)
+        @router.post("/sms/loopback/status", status_code=204, response_class=Response, responses=_LOOPBACK)
         async def loopback_status(payload: LoopbackStatus, request: Request) -> Response:
             """A simulated delivery report."""
             report = StatusReport(

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import urlsplit
 
@@ -37,6 +38,16 @@ CommandHook = Callable[[str, float], None]
 
 _DIGITS = frozenset("0123456789*#")
 _MAX_USAGE_LINES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """How ``RECORD FILE`` ended: the key pressed (``dtmf``), or ``timeout`` (the time limit
+    or the silence), and the samples written (``endpos``; 8 per ms at 8 kHz)."""
+
+    key: str | None
+    reason: str
+    endpos: int
 
 
 def script_name(value: str) -> str:
@@ -338,6 +349,30 @@ class AgiChannel:
             raise ValueError(f"SAY DIGITS takes decimal digits, not {digits!r}")
         reply = await self._execute(f"SAY DIGITS {digits} {quote(_digits(escape_digits))}", checked=True)
         return self._digit(reply)
+
+    async def record_file(
+        self,
+        path: str,
+        *,
+        fmt: str = "wav",
+        escape_digits: str = "#",
+        timeout_ms: int = -1,
+        beep: bool = True,
+        silence_s: int | None = None,
+    ) -> Recorded:
+        """Record the caller to ``path.fmt`` (Asterisk writes the file: ``path`` is as the
+        Asterisk host sees it, without extension) until a key of ``escape_digits``,
+        ``timeout_ms`` (-1: none) or ``silence_s`` seconds of silence. A hang-up raises
+        :class:`AgiHangup`; a file Asterisk cannot write, :class:`AgiCommandFailed`."""
+        line = f"RECORD FILE {word(path)} {word(fmt)} {quote(_digits(escape_digits))} {int(timeout_ms)}"
+        if beep:
+            line += " BEEP"
+        if silence_s:
+            line += f" s={int(silence_s)}"
+        reply = await self._execute(line, checked=True)
+        key = self._digit(reply) if reply.data == "dtmf" else None
+        endpos = reply.extra.get("endpos", "0")
+        return Recorded(key, reply.data or "", int(endpos) if endpos.isdigit() else 0)
 
     async def get_variable(self, name: str) -> str | None:
         """A channel variable or function (``CALLERID(num)``); None when unset."""

@@ -101,6 +101,11 @@ class AgiProtocolError(AgiError):
     error_id = "agi_protocol"
 
 
+#: a result Asterisk can send (a C int): ASCII digits only, as ``int()`` took "²" for a digit and
+#: refused thousands of them with ValueError
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
 @dataclass(frozen=True, slots=True)
 class AgiReply:
     """One parsed reply. ``result_text`` is kept as sent (``GET DATA`` digits keep leading zeros);
@@ -117,9 +122,7 @@ class AgiReply:
     @property
     def result(self) -> int | None:
         text = self.result_text
-        if text.lstrip("-").isdigit() and text.count("-") <= 1:
-            return int(text)
-        return None
+        return int(text) if _INTEGER.fullmatch(text) else None
 
     @property
     def timed_out(self) -> bool:

@@ -89,6 +89,10 @@ class _Action(actions.Action):  # type: ignore[misc]
         return super().add_message(message)  # type: ignore[no-any-return]
 
 
+#: headers panoramisk matches on, which must hold one value
+_SINGLE_HEADERS = frozenset({"actionid", "commandid", "event"})
+
+
 class _Protocol(AMIProtocol):  # type: ignore[misc]
     """panoramisk's protocol, fed whole UTF-8 characters."""
 
@@ -105,6 +109,15 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         text = self._decoder.decode(data)
         if text:
             super().data_received(text.encode("utf-8"))
+
+    def handle_message(self, message: Any) -> None:
+        """A repeated ``ActionID`` or ``Event`` header keeps its first value (as
+        :class:`AmiMessage` reads it): panoramisk looked the list up as a key and raised
+        ``TypeError``, which closed the connection and failed every action in flight."""
+        for name, value in list(message.items()):
+            if isinstance(value, list) and name.lower() in _SINGLE_HEADERS:
+                message[name] = value[0]
+        super().handle_message(message)
 
 
 class _Manager(Manager):  # type: ignore[misc]

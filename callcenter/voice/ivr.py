@@ -10,9 +10,11 @@ Usage::
 or, for benchmarks and a bare deployment: ``python -m callcenter.voice.ivr --port 4573``.
 
 ``main``: the greeting (Arabic; 9 switches to English), then the menu: 1 the open inquiry,
-2 a service request, 0 an agent (both wait in a queue for an agent, see :mod:`.to_agent`,
-or store a callback ticket when there is no queue), 3 the status of a request by its
-reference. Every call gets a Call row, closed with its outcome however the call ends.
+2 a service request made by the caller (category, municipality, a spoken description: see
+:mod:`.ivr_requests`; 0 there, or no service catalogue, reaches an agent), 0 an agent (both
+wait in a queue for an agent, see :mod:`.to_agent`, or store a callback ticket when there is
+no queue), 3 the status of a request by its reference, told only to the reporter's number.
+Every call gets a Call row, closed with its outcome however the call ends.
 ``agent_answered`` runs on an agent's channel as the agent answers a caller put through;
 ``transfer`` holds a caller an agent transferred to another queue (``[agent-transfer]``).
 With ``CALLCENTER_RECORD_CALLS`` the greeting says that calls may be recorded.
@@ -25,6 +27,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter.desk.acd import Acd
@@ -37,18 +40,16 @@ from callcenter.telephony.agi import AgiChannel, AgiDeadChannel, AgiError, AgiHa
 from callcenter.telephony.agi_channel import CommandHook
 from callcenter.voice.calls import CallOutcome, CallStart, close_call, open_call
 from callcenter.voice.ivr_inquiry import Keypad, KeypadResult, Progress
-from callcenter.voice.ivr_prompts import STATUS_PROMPTS, Prompts, listen, reference_ids
+from callcenter.voice.ivr_prompts import Prompts, listen, reference_ids
+from callcenter.voice.ivr_requests import IntakeResult, RequestLine
 from callcenter.voice.ivr_store import VoiceStore, phone_of
-from callcenter.voice.tickets import CALLBACK, SERVICE, create_ticket, find_ticket
+from callcenter.voice.tickets import CALLBACK, SERVICE, create_ticket
 from callcenter.voice.to_agent import Handoff, ToAgent, queue_for_key
 
 log = logging.getLogger(__name__)
 
 MENU_TIMEOUT_MS = 5000
 MENU_ATTEMPTS = 3  # invalid or missing keys before goodbye
-REFERENCE_TIMEOUT_MS = 8000
-REFERENCE_ATTEMPTS = 3
-REFERENCE_DIGITS = 10  # 1415 and six digits
 
 Flow = Callable[[AgiChannel, Progress], Awaitable[None]]
 
@@ -57,13 +58,17 @@ class Ivr:
     """The handlers of the scripts, sharing one store (and its definition cache). Without an
     ``acd`` keys 2 and 0 store a callback ticket (no agents)."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, acd: Acd | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, acd: Acd | None = None, redis: Redis | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = VoiceStore(engine)
         self.prompts = Prompts(settings)
-        self.keypad = Keypad(self.store, self.prompts)
+        self.keypad = Keypad(self.store, self.prompts, order_key=settings.pseudonym_key)
         self.to_agent = ToAgent(settings, engine, acd, self.prompts) if acd is not None else None
+        # the SMS of service requests: the routing's Redis, else ``redis``, else one made at first use
+        self.requests = RequestLine(settings, engine, self.prompts, acd.redis if acd is not None else redis)
 
     # -- the scripts ----------------------------------------------------------------------------
 
@@ -197,11 +202,13 @@ class Ivr:
         if choice == "1":
             await self._inbound_inquiry(call, progress)
         elif choice == "2":
-            await self.hand_off(call, progress, kind=SERVICE, key="2")
+            await self._service_request(call, progress)
         elif choice == "0":
             await self.hand_off(call, progress, kind=CALLBACK, key="0")
         elif choice == "3":
-            await self._status(call, progress)
+            await self.requests.status(
+                call, progress, phone_of(call.env.callerid, self.settings.default_region)
+            )
         await self._bye(call, progress.language, "goodbye")
 
     async def _menu(self, call: AgiChannel, progress: Progress) -> str | None:
@@ -258,6 +265,14 @@ class Ivr:
         elif result is KeypadResult.CLOSED:
             await self._play(call, language, "no-open-inquiry")
 
+    async def _service_request(self, call: AgiChannel, progress: Progress) -> None:
+        """Option 2: the caller makes the request (``ivr_requests``); 0 in its menu, or no
+        service catalogue loaded, reaches an agent as before."""
+        phone = phone_of(call.env.callerid, self.settings.default_region)
+        made = await self.requests.intake(call, progress, phone)
+        if made in (IntakeResult.AGENT, IntakeResult.UNAVAILABLE):
+            await self.hand_off(call, progress, kind=SERVICE, key="2")
+
     async def hand_off(self, call: AgiChannel, progress: Progress, *, kind: str, key: str = "") -> None:
         """Where a caller reaches a person (option 2 service request, option 0 agent): the
         queue the key maps to (settings ``queue_for_key_*``); without one (or without routing)
@@ -284,22 +299,6 @@ class Ivr:
             call, progress.language, "agents-busy", "callback-stored", "request-recorded",
             *reference_ids(ticket.digits),
         )  # fmt: skip
-
-    async def _status(self, call: AgiChannel, progress: Progress) -> None:
-        language = progress.language
-        notice: tuple[str, ...] = ()
-        for _ in range(REFERENCE_ATTEMPTS):
-            await self._play(call, language, *notice)
-            digits = await call.get_data(
-                self.prompts(language, "enter-reference"), REFERENCE_TIMEOUT_MS, REFERENCE_DIGITS
-            )
-            ticket = await find_ticket(self.engine, digits) if digits else None
-            if ticket is not None:
-                status = STATUS_PROMPTS.get(ticket.status, "status-received")
-                await self._play(call, language, "request-status-is", status)
-                return
-            notice = ("reference-not-found", "please-try-again") if digits else ("no-input",)
-        await self._play(call, language, notice[0], "too-many-attempts")
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -353,10 +352,11 @@ def make_agi_server(
     port: int | None = None,
     on_command: CommandHook | None = None,
     acd: Acd | None = None,
+    redis: Redis | None = None,
 ) -> AgiServer:
     """A FastAGI server with the ``main``, ``outbound`` and ``agent_answered`` scripts (not
     started yet); ``acd``: callers to agents through this routing state."""
-    ivr = Ivr(settings, engine, acd)
+    ivr = Ivr(settings, engine, acd, redis)
     server = AgiServer(
         host if host is not None else settings.agi_host,
         port if port is not None else settings.agi_port,

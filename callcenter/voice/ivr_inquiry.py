@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from callcenter.inquiry.definition import Inquiry, Language, QuestionKind
 from callcenter.inquiry.engine import ACCEPTING, Event, SessionStatus, State, Step, advance, start
+from callcenter.inquiry.order import for_citizen
 from callcenter.telephony.agi import AgiChannel
 from callcenter.voice.ivr_prompts import Prompts, listen, max_digits, question_ids
 from callcenter.voice.ivr_store import VoiceSession, VoiceStore
@@ -51,6 +52,8 @@ class Keypad:
     store: VoiceStore
     prompts: Prompts
     timeout_ms: int = QUESTION_TIMEOUT_MS
+    #: the key of the citizens' option orders (settings.pseudonym_key), as on SMS
+    order_key: str = ""
 
     async def run(
         self, call: AgiChannel, progress: Progress, *, inquiry_id: int, citizen_id: int
@@ -68,7 +71,7 @@ class Keypad:
             if not fresh:
                 session = await self.store.reread(session)
             fresh = False
-            inquiry = await self.store.definition(session.inquiry_id, session.inquiry_status)
+            inquiry = await self._definition(session)
             asked = ask(inquiry, session)
             if asked.event is Event.ALREADY_COMPLETED:
                 return KeypadResult.COMPLETED if asked_any else KeypadResult.ALREADY_COMPLETED
@@ -123,11 +126,17 @@ class Keypad:
             if applied:
                 return step
             session = await self.store.reread(session)
-            inquiry = await self.store.definition(session.inquiry_id, session.inquiry_status)
+            inquiry = await self._definition(session)
             asked = ask(inquiry, session)
             if asked.question is None or asked.question.key != key:
                 return None
         raise RuntimeError(f"inquiry session {session.id} kept changing under the call")
+
+    async def _definition(self, session: VoiceSession) -> Inquiry:
+        """The inquiry as this caller hears it: the options in their order when randomised,
+        the same order as by SMS, so the key pressed maps to the option heard at that place."""
+        inquiry = await self.store.definition(session.inquiry_id, session.inquiry_status)
+        return for_citizen(inquiry, session.citizen_id, key=self.order_key)
 
 
 def ask(inquiry: Inquiry, session: VoiceSession) -> Step:

@@ -30,16 +30,6 @@ from callcenter.voice.recordings import playable_path
 log = logging.getLogger(__name__)
 ESCAPE = "0123456789*#"
 
-#: Ticket status -> the prompt that names it.
-STATUS_PROMPTS = {
-    "open": "status-received",
-    "with_municipality": "status-in-progress",
-    "in_progress": "status-in-progress",
-    "resolved": "status-completed",
-    "closed": "status-closed",
-    "rejected": "status-rejected",
-}
-
 
 class Prompts:
     """Prompt ids → the path list Asterisk opens (``asterisk_prompts_dir`` if set). A studio
@@ -107,9 +97,12 @@ def question_ids(inquiry: Inquiry, question: Question, language: Language) -> li
     elif question.kind is QuestionKind.YES_NO:
         ids.append("yes-no-hint")
     elif question.kind is QuestionKind.CHOICE:
+        # each option's recording is filed under its place in the definition; the key to press
+        # is its place as this caller hears it (``question.order``: randomised options)
         for number, _ in enumerate(question.options, 1):
+            recorded = question.order[number - 1] if question.order else number
             ids += [
-                option_prompt_id(inquiry.slug, question.key, number),
+                option_prompt_id(inquiry.slug, question.key, recorded),
                 "press",
                 *compose_number(number, language),
             ]

@@ -23,6 +23,7 @@ from callcenter import models
 from callcenter.inquiries import DefinitionCache
 from callcenter.inquiry.definition import Inquiry, Language
 from callcenter.inquiry.engine import SessionStatus, State, Step
+from callcenter.inquiry.order import order_text
 from callcenter.phones import InvalidPhone, normalize_phone
 from callcenter.sql import insert
 
@@ -217,6 +218,7 @@ class VoiceStore:
                         raw=raw[:2000],
                         value=answer.value[:1000],
                         number=answer.number,
+                        option_order=order_text(answer.question.order),
                         message_id=None,
                         created_at=func.now(),
                     )

@@ -19,8 +19,11 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcenter import metrics
 from callcenter.db import make_engine
 from callcenter.desk.acd import Acd
+from callcenter.health import ReadinessProbe, ami_check, database_check, redis_check
+from callcenter.ops_server import ops_port
 from callcenter.redis_conn import connect as connect_redis
 from callcenter.settings import Settings
 from callcenter.telephony.ami import AmiClient, AmiConnectionError, AmiLoginError
@@ -38,18 +41,24 @@ async def run_telephony(settings: Settings, stop: asyncio.Event, *, dial: bool =
     redis = connect_redis(settings)
     acd = Acd(engine, redis)
     loaded = await _load(acd)  # before the first caller: queues known from the start
-    server = make_agi_server(settings, engine, acd=acd)
+    server = make_agi_server(settings, engine, acd=acd, on_command=metrics.observe_agi_command)
+    metrics.LIVE.agi_servers.add(server)
+    amis: list[AmiClient] = []  # the dialers' AMI session, once made (readiness checks it)
+    checks = {"database": database_check(lambda: engine), "redis": redis_check(lambda: redis)}
+    if dial:
+        checks["ami"] = ami_check(lambda: bool(amis) and amis[0].connected)
     rounds = asyncio.create_task(
         routing_rounds(acd, stop, loaded=loaded, default_aht=settings.queue_default_aht_s), name="acd-rounds"
     )
     rounds.add_done_callback(_ended)
     try:
-        async with server:
+        async with server, ops_port(settings, ReadinessProbe(checks), engine=engine):
             log.warning("FastAGI IVR listening on %s:%s", server.host, server.port)
             if dial:
-                await _dial(settings, engine, acd, stop)
+                await _dial(settings, engine, acd, stop, amis)
             await stop.wait()
     finally:
+        metrics.LIVE.agi_servers.discard(server)
         rounds.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await rounds
@@ -102,12 +111,16 @@ def _ended(task: asyncio.Task[None]) -> None:
         log.error("routing rounds stopped", exc_info=task.exception())
 
 
-async def _dial(settings: Settings, engine: AsyncEngine, acd: Acd, stop: asyncio.Event) -> None:
-    """The campaign dialer and the callback dialer, on one AMI connection."""
+async def _dial(
+    settings: Settings, engine: AsyncEngine, acd: Acd, stop: asyncio.Event, amis: list[AmiClient]
+) -> None:
+    """The campaign dialer and the callback dialer, on one AMI connection (put in ``amis``)."""
     from callcenter.voice.callback_dialer import CallbackDialer
     from callcenter.voice.dialer import Dialer
 
     ami = AmiClient(settings.ami_host, settings.ami_port, settings.ami_username, settings.ami_secret)
+    amis.append(ami)
+    metrics.LIVE.amis.add(ami)
     delay = 1.0
     while not stop.is_set():
         try:
@@ -130,8 +143,11 @@ async def _dial(settings: Settings, engine: AsyncEngine, acd: Acd, stop: asyncio
     redis = connect_redis(settings)
     try:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(Dialer(settings, engine, redis, ami).run(stop), name="dialer")
+            dialer = Dialer(settings, engine, redis, ami)
+            metrics.LIVE.dialers.add(dialer)
+            tasks.create_task(dialer.run(stop), name="dialer")
             tasks.create_task(CallbackDialer(settings, engine, acd, ami).run(stop), name="callback-dialer")
     finally:
+        metrics.LIVE.amis.discard(ami)
         await ami.close()
         await redis.aclose()

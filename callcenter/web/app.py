@@ -6,28 +6,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from arq.connections import RedisSettings, create_pool
+from arq.connections import create_pool
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from callcenter import __version__
+from callcenter import __version__, metrics
 from callcenter.db import make_engine
 from callcenter.inquiry.schema import InquiryFileError
-from callcenter.redis_conn import redis_url
+from callcenter.open311 import http as open311
+from callcenter.redis_conn import arq_settings
 from callcenter.settings import Settings, get_settings
 from callcenter.sms import kannel_webhooks, webhooks
 from callcenter.sms.drain import spooled_webhooks
 from callcenter.sms.inbox import Inbox
-from callcenter.web import pages
+from callcenter.web import ops, pages
 from callcenter.web.api import campaigns, citizens, inquiries
 from callcenter.web.api import results as results_api
 from callcenter.web.deps import database_scope
 from callcenter.web.errors import install_error_pages
 from callcenter.web.guard import authorize
 from callcenter.web.hotpath import hot
+from callcenter.web.pages import open_data
+from callcenter.web.request_context import RequestContext
 from callcenter.web.security import SecurityHeaders
 from callcenter.web.templating import STATIC, render
 
@@ -48,6 +51,9 @@ PAGES = (
     pages.wallboard,
     pages.supervise,
     pages.live,
+    pages.requests,
+    pages.request_actions,
+    pages.admin_catalogue,
 )
 
 
@@ -59,13 +65,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.redis = await create_pool(RedisSettings.from_dsn(redis_url(settings)))
-        inbox = Inbox(engine, settings)
+        app.state.redis = await create_pool(arq_settings(settings))
+        inbox = Inbox(engine, settings, redis=app.state.redis)
         try:
             # while the database is away the webhooks spool; the drainer stores it all later
             async with spooled_webhooks(settings, inbox, engine=engine, redis=app.state.redis) as hooks:
                 app.state.inbox = hooks
-                yield
+                metrics.LIVE.spools.add(hooks.spool)
+                try:
+                    yield
+                finally:
+                    metrics.LIVE.spools.discard(hooks.spool)
         finally:
             await inbox.aclose()
             await app.state.redis.aclose()
@@ -89,9 +99,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(results_api.router)
     app.include_router(campaigns.router)
     app.include_router(citizens.router)
+    app.include_router(open311.router)
+    app.include_router(open_data.router)
     app.include_router(webhooks.make_router(settings))
     hot(app, webhooks.hot_handlers(settings))
     app.include_router(kannel_webhooks.make_router(settings))
+    app.include_router(ops.router)
+    app.add_middleware(RequestContext)  # outermost: the request id and the webhook timings
 
     install_error_pages(app)
 

@@ -36,6 +36,12 @@ WEBHOOK: Final = Policy("webhook")
 MFA_STEP: Final = Policy("pending", stages=frozenset({"mfa"}))
 ENROL_STEP: Final = Policy("staff", stages=frozenset({"full", "enrol"}))
 ANY_STAFF: Final = Policy("staff")
+#: liveness, readiness and metrics: public as far as the guard goes; the routes themselves
+#: refuse callers outside ``ops_allow_networks`` or without ``ops_token`` when those are set
+PROBES: Final = Policy("public")
+#: Open311 clients: anyone as far as the guard goes, no CSRF; the routes refuse a request
+#: without a valid ``api_key`` (callcenter/open311/clients.py)
+OPEN311_CLIENT: Final = Policy("webhook")
 
 
 def staff(*roles: Role, scope: str | None = None) -> Policy:
@@ -46,11 +52,18 @@ A, OP, S, AN, AG = Role.admin, Role.operator, Role.supervisor, Role.analyst, Rol
 RUNNERS = (A, OP)  # run inquiries and campaigns
 WATCHERS = (A, OP, S, AN)  # read inquiries and campaigns
 CALL_CENTRE = (A, S)  # watch the queues and agents
+MINISTRY = (A, S)  # route service requests, rank the municipalities
+REQUEST_STAFF = (A, S, Role.officer)  # work service requests
 
 #: (method, path) -> policy. HEAD is checked as GET.
 POLICIES: Final[dict[tuple[str, str], Policy]] = {
     # the platform
     ("GET", "/health"): PUBLIC,
+    # probes and metrics: public unless CALLCENTER_OPS_ALLOW_NETWORKS / CALLCENTER_OPS_TOKEN
+    # narrow them (the handlers check: callcenter.health.ops_allowed)
+    ("GET", "/healthz"): PROBES,
+    ("GET", "/readyz"): PROBES,
+    ("GET", "/metrics"): PROBES,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     # SMS gateways (each verifies its own signature or secret)
@@ -77,6 +90,16 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("POST", "/api/campaigns/{campaign_id}/resume"): staff(*RUNNERS, scope="campaigns:write"),
     ("POST", "/api/campaigns/{campaign_id}/cancel"): staff(*RUNNERS, scope="campaigns:write"),
     ("POST", "/api/citizens/import"): staff(*RUNNERS, scope="citizens:write"),
+    # Open311 GeoReport v2 (callcenter/open311/http.py): the catalogue is public; the rest needs
+    # a client's api_key, which the routes check (clients send no cookies, so no CSRF)
+    ("GET", "/open311/v2/services.{fmt}"): PUBLIC,
+    ("GET", "/open311/v2/services/{service_code}.{fmt}"): PUBLIC,
+    ("GET", "/open311/v2/requests.{fmt}"): OPEN311_CLIENT,
+    ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"): OPEN311_CLIENT,
+    ("GET", "/open311/v2/servicerequestupdates.{fmt}"): OPEN311_CLIENT,
+    ("POST", "/open311/v2/requests.{fmt}"): OPEN311_CLIENT,
+    # the anonymised open-data export of service requests (audited)
+    ("GET", "/open-data/requests.csv"): staff(A, S),
     # login and the account
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,
@@ -117,6 +140,9 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("GET", "/results/{slug}"): staff(A, AN),
     ("GET", "/results/{slug}/rates"): staff(A, AN),
     ("GET", "/results/{slug}/export"): staff(A, AN),
+    ("POST", "/results/{slug}/exports"): staff(A, AN),  # a large export, as a job of the worker
+    ("GET", "/results/{slug}/exports/{job_id}"): staff(A, AN),  # its progress (only its owner)
+    ("GET", "/results/{slug}/exports/{job_id}/file"): staff(A, AN),  # its file (only its owner)
     ("POST", "/results/{slug}/public"): staff(A),  # publish the public results page (if enabled)
     ("GET", "/public/results/{slug}"): PUBLIC,  # 404 unless enabled and published
     # inquiries and campaigns
@@ -151,6 +177,28 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("GET", "/wallboard/recordings/{entry}"): staff(*CALL_CENTRE),  # every playback audited
     # live updates (Server-Sent Events); the handler checks each topic against the role
     ("GET", "/live"): ANY_STAFF,
+    # service requests: officers work their municipalities' (the handlers narrow every read
+    # and 404 another municipality's request); the ministry (supervisors, admins) sees all,
+    # re-routes refused requests and ranks the municipalities
+    ("GET", "/requests"): staff(*REQUEST_STAFF),
+    ("GET", "/requests/municipalities"): staff(*MINISTRY),
+    ("GET", "/requests/{reference}"): staff(*REQUEST_STAFF),
+    ("GET", "/requests/{reference}/recording"): staff(*REQUEST_STAFF),  # every playback audited
+    ("POST", "/requests/{reference}/reveal"): staff(*REQUEST_STAFF),  # the reporter's number, audited
+    ("POST", "/requests/{reference}/status"): staff(*REQUEST_STAFF),
+    ("POST", "/requests/{reference}/assign"): staff(*REQUEST_STAFF),
+    ("POST", "/requests/{reference}/duplicate"): staff(*REQUEST_STAFF),
+    ("POST", "/requests/{reference}/refuse"): staff(*REQUEST_STAFF),
+    ("POST", "/requests/{reference}/reroute"): staff(*MINISTRY),
+    # the service catalogue (categories, responsible bodies, per-municipality overrides)
+    ("GET", "/admin/catalogue"): staff(A),
+    ("POST", "/admin/catalogue/categories"): staff(A),
+    ("GET", "/admin/catalogue/categories/{category_id}"): staff(A),
+    ("POST", "/admin/catalogue/categories/{category_id}"): staff(A),
+    ("POST", "/admin/catalogue/categories/{category_id}/overrides"): staff(A),
+    ("POST", "/admin/catalogue/bodies"): staff(A),
+    ("GET", "/admin/catalogue/bodies/{body_id}"): staff(A),
+    ("POST", "/admin/catalogue/bodies/{body_id}"): staff(A),
     # voice prompts
     ("GET", "/prompts"): staff(*RUNNERS),
     ("GET", "/prompts/audio/{language}/{prompt_id}"): staff(*RUNNERS),

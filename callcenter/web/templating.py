@@ -139,10 +139,12 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/campaigns", N_("Campaigns")),
     ("/inquiries", N_("Inquiries")),
     ("/results", N_("Results")),
+    ("/requests", N_("Service requests")),
     ("/prompts", N_("Voice prompts")),
     ("/admin/users", N_("Users")),
     ("/admin/municipalities", N_("Municipalities")),
     ("/admin/margins", N_("Margins")),
+    ("/admin/catalogue", N_("Service catalogue")),
     ("/admin/audit", N_("Audit log")),
 )
 

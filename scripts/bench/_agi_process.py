@@ -33,7 +33,15 @@ def main(out: Path) -> None:
         try:
             await run_telephony(settings, stop, dial=True)
         finally:
-            out.write_text(json.dumps({"held": list(ROUND_TIMES.samples), "parts": list(ROUND_TIMES.parts)}))
+            out.write_text(
+                json.dumps(
+                    {
+                        "held": list(ROUND_TIMES.samples),
+                        "parts": list(ROUND_TIMES.parts),
+                        "cpu": list(ROUND_TIMES.cpu),
+                    }
+                )
+            )
 
     tune_gc()  # as ``callcenter agi`` does
     run(telephony)

@@ -18,7 +18,9 @@ pace (for one handling time the line fills without a queue), then at ``--surge``
 a queue builds and the wait estimates have something to estimate.
 
 Printed (one JSON object): ``routing_p99_ms`` (a routing round's time holding the lock, as the
-store measured it, over rounds with callers to decide on), ``event_to_desk_p99_ms`` (from a
+store measured it, over rounds with callers to decide on), ``routing_cpu_p99_ms`` (the same
+rounds' CPU time in their process: a round runs without yielding, so this is its own cost,
+without the OS's scheduling of a busy machine), ``event_to_desk_p99_ms`` (from a
 routing event's time on Redis' clock to its bytes read off the agent's desk connection), what
 became of the callers recounted from the database (``connected``, ``abandoned``,
 ``called_back``, ``told_message``, ``lost``: none of these), and from the raw event log
@@ -418,7 +420,11 @@ async def _run(
             f"read {read}, decide {decide}, write {write} ms"
         )
     await stop(serve)
-    return await figures(engine, settings, plan, round_times, desk_results)
+    result = await figures(engine, settings, plan, round_times, desk_results)
+    cpu = [t for r in rounds for t in r["cpu"]]
+    result["routing_cpu_p50_ms"] = ms(pct(cpu, 0.50))
+    result["routing_cpu_p99_ms"] = ms(pct(cpu, 0.99))
+    return result
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

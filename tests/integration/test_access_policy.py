@@ -37,6 +37,13 @@ PARAMS = {
     "prompt_id": "no-such-prompt",
     "agent_id": "987654",
     "entry": "no-such-call",
+    "job_id": "no-such-export-job",  # an analyst's export job
+    "fmt": "json",  # Open311
+    "service_code": "no-such-service",
+    "service_request_id": "1415-0000-0000",
+    "reference": "1415-0000-0000",  # service requests' pages
+    "category_id": "987654",
+    "body_id": "987654",
 }
 QUERY = {"/live": {"topic": "campaign:987654"}}
 # Routes whose handler narrows the route's policy by what is asked for: the live stream of a

@@ -23,6 +23,21 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
         (["--citizens", "300"], {"citizens", "handed_to_gateway", "seconds", "messages_per_s"}),
         (["--citizens", "200", "--gateway", "kannel"], {"kannel_raw_per_s", "messages_per_s"}),
     ],
+    "soak.py": [
+        (
+            ["--minutes", "0.05", "--capacity-s", "1", "--burst", "2", "--burst-s", "1"],
+            {
+                "requests",
+                "errors",
+                "p99_ms_first_minute",
+                "p99_ms_last_minute",
+                "rss_growth_pct",
+                "lost",
+                "duplicated",
+                "burst_errors",
+            },
+        ),
+    ],
     "reply_ingest.py": [
         (
             ["--replies", "90", "--concurrency", "4"],
@@ -88,6 +103,12 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
                 "wait_estimate_median_abs_error_s",
                 "actual_wait_median_s",
             },
+        ),
+    ],
+    "requests_load.py": [
+        (
+            ["--requests", "3000", "--municipalities", "8", "--busy-open", "300", "--samples", "20"],
+            {"work_queue_p99_ms", "sla_recompute_s", "open311_get_p99_ms", "status_lookup_p99_ms"},
         ),
     ],
     "results_scale.py": [

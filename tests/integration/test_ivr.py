@@ -262,24 +262,7 @@ async def test_service_and_agent_store_a_callback_ticket(lab: Lab, key: str, kin
     assert (row.outcome, ticket.call_id) == ("callback", row.id)
 
 
-@pytest.mark.parametrize("keyed", ["short", "full"])
-async def test_status_by_reference(lab: Lab, keyed: str) -> None:
-    await lab.call(Caller.keys("2"))
-    [ticket] = await tickets(lab.engine)
-    reference = f"{ticket.id}#" if keyed == "short" else f"1415{ticket.id:06d}"
-    session = await lab.call(Caller.keys("3", reference))
-    assert played(session) == ["request-status-is status-received", "goodbye"]
-
-
-async def test_unknown_reference_is_retried_then_goodbye(lab: Lab) -> None:
-    session = await lab.call(Caller.keys("3", "999#", None, "998#"))
-    assert heard(session) == ["greeting"] + ["enter-reference"] * 3
-    assert played(session) == [
-        "reference-not-found please-try-again",
-        "no-input",
-        "reference-not-found too-many-attempts",
-        "goodbye",
-    ]
+# The status by reference (option 3) reads service requests: tests/integration/test_ivr_requests.py
 
 
 # -- outbound -----------------------------------------------------------------------------------

@@ -308,3 +308,22 @@ async def test_the_results_api_reads_estimates_with_a_scoped_token(web: FastAPI,
         assert split.json()["questions"][0]["groups"][0]["group"] in ("sms", "voice")
         other = await client.get("/api/inquiries/roads/estimates?municipality=misrata", headers=headers)
         assert other.status_code == 404
+
+
+async def test_by_municipality_the_groups_are_ranked_by_the_leading_answer_in_a_bar_chart(
+    engine: AsyncEngine, analyst: StaffClient
+) -> None:
+    """No district boundaries are shipped, so ranked bars stand in for the map: each
+    municipality's share of the answer most given overall, highest first."""
+    await seed(engine)
+    page = await analyst.get("/results/roads?set=1&by=municipality")
+    assert page.status_code == 200
+    figure = page.text.split('data-ranked="', 1)[1].split("</figure>", 1)[0]
+    assert '<svg class="chart"' in figure and 'id="ranked-0-t"' in figure
+    shares = [float(s) for s in re.findall(r">(\d+\.\d)\s?%<", figure)]
+    assert shares and shares == sorted(shares, reverse=True)
+    # groups under the suppression threshold come last, without a bar
+    marks = re.findall(r'class="chart__(value|hidden)"', figure)
+    assert "hidden" in marks and marks == sorted(marks, key=lambda m: m == "hidden")
+    by_channel = await analyst.get("/results/roads?set=1&by=channel")
+    assert "data-ranked=" not in by_channel.text  # channels are not places

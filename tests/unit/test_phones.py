@@ -6,7 +6,14 @@ import logging
 
 import pytest
 
-from callcenter.phones import InvalidPhone, MaskPhonesFilter, mask_phone, normalize_phone, pseudonym
+from callcenter.phones import (
+    InvalidPhone,
+    MaskPhonesFilter,
+    mask_phone,
+    normalize_phone,
+    pseudonym,
+    pseudonymous_phone,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +61,11 @@ def test_pseudonyms_are_stable_per_key_and_do_not_reveal_the_number() -> None:
     a = pseudonym("+218912345678", "k1")
     assert a == pseudonym("+218912345678", "k1") != pseudonym("+218912345678", "k2")
     assert a != pseudonym("+218912345679", "k1") and "912345678" not in a and len(a) == 16
+
+
+@pytest.mark.parametrize("scope", [0, 1, 35, 36, 2**31 - 1])
+def test_a_pseudonymous_stand_in_gives_back_the_pseudonym_and_fits_a_phone_column(scope: int) -> None:
+    stand_in = pseudonymous_phone("+218912345678", "k1", scope)
+    assert stand_in.startswith("p:") and len(stand_in) <= 20 and "912345678" not in stand_in
+    assert pseudonym(stand_in, "any key") == pseudonym("+218912345678", "k1")
+    assert stand_in != pseudonymous_phone("+218912345678", "k1", scope + 1)

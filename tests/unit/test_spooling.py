@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,3 +229,100 @@ async def test_a_full_spool_answers_503_and_says_so_in_the_log(
         assert codes[:1] == [200] and codes[-1] == 503 and kannel.status_code == 503
         assert h.spool.stats.rejected_full == 3  # webhook calls answered 503
         assert any("spool refused" in r.getMessage() and "limit" in r.getMessage() for r in caplog.records)
+
+
+async def test_past_max_in_flight_a_reply_is_spooled_at_once_instead_of_waiting(tmp_path: Path) -> None:
+    """Overload: with the database slow and ``max_in_flight`` calls already waiting on it, the
+    next reply is spooled in milliseconds (empty TwiML) rather than queueing until the gateway
+    gives up; the ones in flight still get their inline reply."""
+    settings = make_settings(kannel_secret=KANNEL_SECRET)
+    app = FastAPI()
+    app.include_router(webhooks.make_router(settings))
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20)
+    spool.open()
+    release = asyncio.Event()
+
+    class SlowInbox(AwayInbox):
+        async def _database(self) -> None:
+            await release.wait()
+
+    inner = SlowInbox()
+    app.state.inbox = SpoolingInbox(inner, spool, timeout_s=30, max_in_flight=2)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client:
+            first = [
+                asyncio.create_task(
+                    post_signed(
+                        client, INBOUND, inbound("1", MessageSid=f"SM{n:032d}", From=f"+21891000000{n + 2}")
+                    )
+                )
+                for n in range(2)
+            ]
+            while len(inner.calls) < 2:
+                await asyncio.sleep(0.01)
+            started = time.perf_counter()
+            shed = await post_signed(client, INBOUND, inbound("2", MessageSid="SM" + "9" * 32))
+            assert time.perf_counter() - started < 1.0
+            assert shed.status_code == 200 and twiml_messages(shed) == []
+            assert [r.gateway_id for r in spool.read(0).records] == ["SM" + "9" * 32]
+            assert spool.stats.shed == 1 and len(inner.calls) == 2  # never reached the database
+            release.set()
+            for done in await asyncio.gather(*first):
+                assert done.status_code == 200 and twiml_messages(done) == ["the next question"]
+    finally:
+        spool.close()
+
+
+async def test_after_a_shed_only_that_citizens_next_reply_queues_behind_the_spool(tmp_path: Path) -> None:
+    """An overload spools one citizen's reply: their next one waits behind it (order), while
+    another citizen is answered inline as usual — one burst does not hand the line to the
+    drainer."""
+    settings = make_settings(kannel_secret=KANNEL_SECRET)
+    app = FastAPI()
+    app.include_router(webhooks.make_router(settings))
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20)
+    spool.open()
+    inner = AwayInbox(up=True)
+    inbox = SpoolingInbox(inner, spool, timeout_s=5, max_in_flight=1)
+    app.state.inbox = inbox
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client:
+            inbox.in_flight = 1  # the database is busy with one call already
+            shed = await post_signed(client, INBOUND, inbound("1", MessageSid="SM" + "1" * 32))
+            inbox.in_flight = 0
+            assert twiml_messages(shed) == [] and not inbox.outage
+            again = await post_signed(client, INBOUND, inbound("2", MessageSid="SM" + "2" * 32))
+            other = await post_signed(
+                client, INBOUND, inbound("3", MessageSid="SM" + "3" * 32, From="+218910000099")
+            )
+        assert twiml_messages(again) == []  # behind their first reply
+        assert twiml_messages(other) == ["the next question"]  # inline
+        assert [r.gateway_id for r in spool.read(0).records] == ["SM" + "1" * 32, "SM" + "2" * 32]
+        assert [c.gateway_id for c in inner.calls] == ["SM" + "3" * 32]  # type: ignore[union-attr]
+    finally:
+        spool.close()
+
+
+async def test_the_waiting_index_sees_another_processs_appends_and_drains(tmp_path: Path) -> None:
+    """Two serve processes on one spool directory: a citizen spooled by one is behind the
+    spool for the other too, until the drain commits past their record."""
+    mine, theirs = Spool(tmp_path / "spool", max_bytes=1 << 20), Spool(tmp_path / "spool", max_bytes=1 << 20)
+    mine.open()
+    theirs.open()
+    try:
+        sms = InboundSms("twilio", "SM" + "5" * 32, "+218910000005", "1", "1415")
+        await theirs.append(SpoolRecord.inbound(sms))
+        assert mine.has_backlog_for("+218910000005") and not mine.has_backlog_for("+218910000006")
+        theirs.commit(theirs.size())  # drained there: the file is emptied
+        assert not mine.has_backlog_for("+218910000005")
+        await theirs.append(SpoolRecord.inbound(sms))
+        other = InboundSms("twilio", "SM" + "6" * 32, "+218910000006", "1", "1415")
+        await theirs.append(SpoolRecord.inbound(other))
+        first, _ = theirs.read(0).entries
+        theirs.commit(first.end)  # past the first citizen's record, not the second's
+        assert mine.has_backlog_for("+218910000006") and not mine.has_backlog_for("+218910000005")
+    finally:
+        mine.close()
+        theirs.close()

@@ -8,6 +8,7 @@ Inbound messages and delivery reports are parsed by each gateway's webhook into
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -50,6 +51,20 @@ class Gateway(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: what PostgreSQL text cannot hold: NUL, and lone surrogates (not UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(record: object, names: tuple[str, ...]) -> None:
+    """Put U+FFFD where a gateway's text holds NUL or a lone surrogate (a UTF-7 or escaped
+    charset can decode to one): the database would refuse the text, the webhook would answer
+    500, and the reply (or a spooled record, drained forever) would be lost."""
+    for name in names:
+        value = getattr(record, name)
+        if value is not None and _UNSTORABLE.search(value):
+            object.__setattr__(record, name, _UNSTORABLE.sub("\ufffd", value))
+
+
 @dataclass(frozen=True, slots=True)
 class InboundSms:
     gateway: str
@@ -57,6 +72,9 @@ class InboundSms:
     sender: str  # as the gateway gave it (normalised by the inbox)
     body: str
     to: str = ""
+
+    def __post_init__(self) -> None:
+        _storable(self, ("gateway_id", "sender", "body", "to"))
 
 
 DeliveryState = Literal["sent", "delivered", "failed"]
@@ -69,6 +87,9 @@ class StatusReport:
     ref: str | None = None  # our reference, when the gateway echoes it (Kannel dlr-url)
     gateway_id: str | None = None  # the gateway's id (Twilio MessageSid)
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        _storable(self, ("ref", "gateway_id", "error"))
 
 
 class SmsInbox(Protocol):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field, field_validator
 
 from callcenter import models
@@ -12,9 +12,16 @@ from callcenter.audit import Actor
 from callcenter.campaigns.control import Action, change, request_start
 from callcenter.campaigns.quiet import parse_hhmm
 from callcenter.campaigns.service import Audience, counts, create_campaign, get_campaign
+from callcenter.web.api.responses import API_ERRORS
 from callcenter.web.deps import ActorDep, EngineDep, RedisDep, SessionDep, SettingsDep, get_actor
 
-router = APIRouter(prefix="/api/campaigns", tags=["campaigns"], dependencies=[Depends(get_actor)])
+router = APIRouter(
+    prefix="/api/campaigns", tags=["campaigns"], dependencies=[Depends(get_actor)], responses=API_ERRORS
+)
+
+
+#: a campaign's id as PostgreSQL stores it (bigint): a larger number failed the query (500)
+CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class CampaignIn(BaseModel):
@@ -77,12 +84,14 @@ async def create(
 
 
 @router.get("/{campaign_id}")
-async def read(campaign_id: int, session: SessionDep, engine: EngineDep) -> dict[str, Any]:
+async def read(campaign_id: CampaignId, session: SessionDep, engine: EngineDep) -> dict[str, Any]:
     return _view(await get_campaign(session, campaign_id), await counts(engine, campaign_id))
 
 
 @router.post("/{campaign_id}/start", status_code=202)
-async def start(campaign_id: int, session: SessionDep, redis: RedisDep, actor: ActorDep) -> dict[str, Any]:
+async def start(
+    campaign_id: CampaignId, session: SessionDep, redis: RedisDep, actor: ActorDep
+) -> dict[str, Any]:
     await request_start(redis, await get_campaign(session, campaign_id), actor=actor)
     return {"id": campaign_id, "status": "planning"}
 
@@ -98,7 +107,7 @@ async def _change(
 
 @router.post("/{campaign_id}/pause")
 async def pause(
-    campaign_id: int,
+    campaign_id: CampaignId,
     session: SessionDep,
     engine: EngineDep,
     redis: RedisDep,
@@ -110,7 +119,7 @@ async def pause(
 
 @router.post("/{campaign_id}/resume")
 async def resume(
-    campaign_id: int,
+    campaign_id: CampaignId,
     session: SessionDep,
     engine: EngineDep,
     redis: RedisDep,
@@ -122,7 +131,7 @@ async def resume(
 
 @router.post("/{campaign_id}/cancel")
 async def cancel(
-    campaign_id: int,
+    campaign_id: CampaignId,
     session: SessionDep,
     engine: EngineDep,
     redis: RedisDep,

@@ -13,9 +13,12 @@ from fastapi import APIRouter, Depends, Form, UploadFile
 from callcenter.audit import audit
 from callcenter.citizens.importer import BadHeader, import_citizens
 from callcenter.errors import CallCenterError
+from callcenter.web.api.responses import API_ERRORS
 from callcenter.web.deps import ActorDep, EngineDep, SessionDep, SettingsDep, get_actor
 
-router = APIRouter(prefix="/api/citizens", tags=["citizens"], dependencies=[Depends(get_actor)])
+router = APIRouter(
+    prefix="/api/citizens", tags=["citizens"], dependencies=[Depends(get_actor)], responses=API_ERRORS
+)
 
 
 @router.post("/import")

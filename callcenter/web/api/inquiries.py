@@ -19,9 +19,12 @@ from callcenter.inquiries import create_inquiry, get_inquiry_row, load_definitio
 from callcenter.inquiry.definition import InquiryStatus
 from callcenter.inquiry.schema import InquiryIn, parse_inquiry_yaml
 from callcenter.results import EXPORT_HEADER, export_rows, inquiry_results
+from callcenter.web.api.responses import API_ERRORS
 from callcenter.web.deps import ActorDep, EngineDep, SessionDep, SettingsDep, get_actor
 
-router = APIRouter(prefix="/api/inquiries", tags=["inquiries"], dependencies=[Depends(get_actor)])
+router = APIRouter(
+    prefix="/api/inquiries", tags=["inquiries"], dependencies=[Depends(get_actor)], responses=API_ERRORS
+)
 
 
 class StatusIn(BaseModel):

@@ -14,10 +14,11 @@ from callcenter.analysis.read import Scope
 from callcenter.analysis.report import estimates_json
 from callcenter.audit import audit
 from callcenter.errors import NotFound
+from callcenter.web.api.responses import API_ERRORS
 from callcenter.web.deps import ReaderDep, SessionDep, SettingsDep
 from callcenter.web.pages.common import CurrentActor, CurrentUser
 
-router = APIRouter(prefix="/api/inquiries", tags=["results"])
+router = APIRouter(prefix="/api/inquiries", tags=["results"], responses=API_ERRORS)
 
 
 @router.get("/{ref}/estimates")

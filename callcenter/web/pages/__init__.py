@@ -3,6 +3,7 @@
 from callcenter.web.pages import (
     account,
     admin_audit,
+    admin_catalogue,
     admin_margins,
     admin_municipalities,
     admin_users,
@@ -14,6 +15,8 @@ from callcenter.web.pages import (
     live,
     prompts,
     public_results,
+    request_actions,
+    requests,
     results,
     supervise,
     wallboard,
@@ -22,6 +25,7 @@ from callcenter.web.pages import (
 __all__ = [
     "account",
     "admin_audit",
+    "admin_catalogue",
     "admin_margins",
     "admin_municipalities",
     "admin_users",
@@ -33,6 +37,8 @@ __all__ = [
     "live",
     "prompts",
     "public_results",
+    "request_actions",
+    "requests",
     "results",
     "supervise",
     "wallboard",

@@ -27,10 +27,12 @@ from callcenter.desk.acd import Acd
 from callcenter.desk.cards import HOLDING, read_card
 from callcenter.errors import NotFound
 from callcenter.messages import N_
+from callcenter.requests.reference import BadReference, parse
+from callcenter.requests.store import read_catalogue
 from callcenter.routing.model import AgentState, AgentTransitionError
 from callcenter.routing.store import AgentRecord
 from callcenter.settings import Settings
-from callcenter.voice.tickets import reference
+from callcenter.voice.tickets import reference as ticket_reference
 from callcenter.web.deps import EngineDep, RedisDep, SessionDep, SettingsDep
 from callcenter.web.i18n import current_language
 from callcenter.web.i18n import gettext as _
@@ -193,6 +195,7 @@ async def _call_context(acd: Acd, record: AgentRecord) -> dict[str, Any]:
             context["transferable"] = bool(caller and caller.channel)
             return context
         rows = (await conn.execute(select(m.c.id, m.c.name_ar, m.c.name_en).order_by(m.c.name_ar))).all()
+        catalogue = await read_catalogue(conn)  # the service catalogue's categories, when loaded
         home = None
         if caller is not None and (caller.citizen_id is not None or caller.phone):
             who = c.c.id == caller.citizen_id if caller.citizen_id is not None else c.c.phone == caller.phone
@@ -201,6 +204,10 @@ async def _call_context(acd: Acd, record: AgentRecord) -> dict[str, Any]:
         {"id": str(r.id), "label": (r.name_en if english and r.name_en else r.name_ar)} for r in rows
     ]
     context["home_municipality"] = str(home) if home is not None else ""
+    context["categories"] = [
+        {"key": cat.key, "label": (cat.name_en if english and cat.name_en else cat.name_ar)}
+        for cat in sorted(catalogue.categories.values(), key=lambda cat: int(cat.keypad))
+    ]
     context["saved_notes"] = "\n".join(context["call_notes"])
     return context
 
@@ -256,6 +263,14 @@ async def _page(
     return render(request, "desk/index.html", context, status_code=status_code)
 
 
+def _request_reference(text: str) -> str | None:
+    """A service request's reference from the query string, checked (never echoed raw)."""
+    try:
+        return parse(text[:20]).display
+    except BadReference:
+        return None
+
+
 @router.get("/desk")
 async def desk_page(
     request: Request,
@@ -265,6 +280,7 @@ async def desk_page(
     settings: SettingsDep,
     done: str = "",
     ticket: str = "",
+    reference: str = "",
 ) -> Response:
     acd = Acd(engine, redis)
     desk = await _desk(engine, acd, user)
@@ -272,8 +288,12 @@ async def desk_page(
     text = _(notice) if notice else None
     if done == "ticket" and ticket.isascii() and ticket.isdigit() and 0 < int(ticket) < 10**12:
         said = Markup(escape(_("Service request %(reference)s is recorded: give the caller this reference.")))
-        shown = Markup('<bdi class="mono" dir="ltr">{}</bdi>').format(reference(int(ticket)))
+        shown = Markup('<bdi class="mono" dir="ltr">{}</bdi>').format(ticket_reference(int(ticket)))
         text = said % {"reference": shown}
+    if done == "request" and (made := _request_reference(reference)) is not None:
+        said = Markup(escape(_("Service request %(reference)s is recorded: give the caller this reference.")))
+        shown = Markup('<bdi class="mono" dir="ltr">{}</bdi>').format(made)
+        text = said % {"reference": shown} + " " + _("The caller also gets it by SMS with the expected date.")
     return await _page(request, engine, acd, settings, desk, notice=text)
 
 

@@ -28,7 +28,12 @@ from callcenter.desk.call_control import (
     transfer,
     waited_before,
 )
+from callcenter.errors import CallCenterError
 from callcenter.phones import mask_phone
+from callcenter.requests.catalogue import Catalogue
+from callcenter.requests.notify import confirm_created
+from callcenter.requests.service import Intake, create_request
+from callcenter.requests.store import load_calendar, read_catalogue
 from callcenter.routing.model import AgentState
 from callcenter.routing.store import AgentRecord, Caller
 from callcenter.settings import Settings
@@ -242,8 +247,11 @@ async def service_request(
     redis: RedisDep,
     settings: SettingsDep,
 ) -> Response:
-    """The wrap-up's service request: a ticket (kind ``service``) with the category, the
-    municipality and the description, for the caller of the call being wrapped up."""
+    """The wrap-up's service request, for the caller of the call being wrapped up: a ticket
+    (kind ``service``: the call's history links to it) and, when the service catalogue is
+    loaded, the service request itself (category from the catalogue, routed, on its SLA
+    clock), whose reference the agent reads out and the caller gets by SMS with the expected
+    date. Without a catalogue the ticket alone is kept, as before."""
     acd = Acd(engine, redis)
     desk = await _desk(engine, acd, user)
     entry = await form_text(request, "entry", limit=64)
@@ -263,7 +271,11 @@ async def service_request(
             form,
         )
     problems = []
-    if not category:
+    catalogue = await _catalogue(engine)
+    chosen = catalogue.categories.get(category) if catalogue.categories else None
+    if catalogue.categories and chosen is None:
+        problems.append(Problem("category", _("Choose the category of the request.")))
+    elif not category:
         problems.append(Problem("category", _("Write what the request is about (its category).")))
     elif long_category:
         problems.append(
@@ -291,13 +303,50 @@ async def service_request(
     ticket = await create_ticket(
         engine, kind=SERVICE, phone=caller.phone, citizen_id=caller.citizen_id,
         call_id=await _call_id(engine, caller.call_id), callback=False,
-        notes=f"{category}\n{description}", municipality_id=municipality,
+        notes=f"{chosen.name_ar if chosen else category}\n{description}", municipality_id=municipality,
     )  # fmt: skip
-    await acd.record(TICKET_EVENT, entry=entry, agent=desk.agent_id, queue=record.queue,
-                     data={"ticket": ticket.id, "category": category})  # fmt: skip
+    data: dict[str, object] = {"ticket": ticket.id, "category": category}
+    made = None
+    if chosen is not None:
+        intake = Intake(
+            category=chosen.key, channel="desk", description=description, phone=caller.phone,
+            municipality=await _municipality_code(engine, municipality), citizen_id=caller.citizen_id,
+            language=caller.language, ticket_id=ticket.id,
+        )  # fmt: skip
+        try:
+            made = await create_request(
+                session,
+                intake,
+                actor=actor,
+                calendar=await load_calendar(engine, settings),
+                settings=settings,
+            )
+        except CallCenterError as exc:
+            await session.rollback()
+            return await _page(
+                request, engine, acd, settings, desk, error=_(exc.message), form=form, status_code=422
+            )
+        await session.commit()  # before the routing log's own write (SQLite: one writer)
+        data["request"] = made.reference
+    await acd.record(TICKET_EVENT, entry=entry, agent=desk.agent_id, queue=record.queue, data=data)
     _audit_ticket(session, actor, desk.agent_id, entry, ticket.id, category, municipality)
     await acd.store.touch(desk.agent_id, ttl_s=live.CONTACT_TTL_S)
-    return redirect(f"/desk?done=ticket&ticket={ticket.id}")
+    if made is None:
+        return redirect(f"/desk?done=ticket&ticket={ticket.id}")
+    await session.commit()  # the audit row; the citizen is texted about a request that exists
+    await confirm_created(settings, engine, redis, made)
+    return redirect(f"/desk?done=request&reference={made.reference}")
+
+
+async def _catalogue(engine: AsyncEngine) -> Catalogue:
+    async with engine.connect() as conn:
+        return await read_catalogue(conn)
+
+
+async def _municipality_code(engine: AsyncEngine, municipality_id: int) -> str:
+    m = models.table(models.Municipality)
+    async with engine.connect() as conn:
+        return str((await conn.execute(select(m.c.code).where(m.c.id == municipality_id))).scalar_one())
 
 
 async def _call_id(engine: AsyncEngine, call_id: int | None) -> int | None:

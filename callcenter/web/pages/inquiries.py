@@ -140,7 +140,7 @@ async def list_page(
 
 def _blank_form() -> dict[str, str]:
     values = {name: "" for name in ("slug", "title_ar", "title_en", "intro_ar", "intro_en")}
-    values |= {"thanks_ar": "", "thanks_en": ""}
+    values |= {"thanks_ar": "", "thanks_en": "", "randomise_options": ""}
     for n in range(1, FORM_QUESTIONS + 1):
         values |= {f"q{n}_{part}": "" for part in ("key", "text_ar", "text_en", "options", "min", "max")}
         values[f"q{n}_kind"] = QuestionKind.CHOICE.value
@@ -210,6 +210,7 @@ def _form_data(values: dict[str, str]) -> tuple[dict[str, Any], dict[int, int], 
     data: dict[str, Any] = {
         "slug": values["slug"],
         "title": {"ar": values["title_ar"], "en": values["title_en"]},
+        "randomise_options": values.get("randomise_options") == "1",
     }
     for name in ("intro", "thanks"):
         if values[f"{name}_ar"] or values[f"{name}_en"]:

@@ -10,8 +10,10 @@ same way on every table (``analysis.read.assemble``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -20,7 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callcenter.accounts.principal import Principal
-from callcenter.analysis import exports, read
+from callcenter.analysis import export_jobs, exports, read
 from callcenter.analysis.aapor import DISPOSITIONS, eligibility_rate
 from callcenter.analysis.margin_store import stored_tables
 from callcenter.analysis.margins import VARIABLES
@@ -28,11 +30,11 @@ from callcenter.analysis.read import Scope
 from callcenter.audit import audit
 from callcenter.errors import NotFound
 from callcenter.messages import N_
-from callcenter.web.deps import EngineDep, ReaderDep, SessionDep, SettingsDep
+from callcenter.web.deps import EngineDep, ReaderDep, RedisDep, SessionDep, SettingsDep
 from callcenter.web.i18n import current_language
 from callcenter.web.i18n import gettext as _
 from callcenter.web.pages import results_view as view
-from callcenter.web.pages.common import CurrentActor, CurrentUser
+from callcenter.web.pages.common import CurrentActor, CurrentUser, form_list, form_text, redirect
 from callcenter.web.policy import POLICIES
 from callcenter.web.templating import render
 
@@ -96,9 +98,8 @@ async def _options(
 ) -> Options:
     if chosen:
         weights = tuple(v for v in dict.fromkeys(w) if v in VARIABLES)
-    else:  # the default: weight on municipality when its margins are loaded
-        tables = await stored_tables(conn)
-        weights = ("municipality",) if any("municipality" in t.variables for t in tables) else ()
+    else:  # the default: municipality, sex and age band, those whose margins are loaded
+        weights = await read.default_variables(conn, inquiry, await stored_tables(conn))
     return Options(
         weights=weights,
         shares=shares == "1",
@@ -169,6 +170,9 @@ async def inquiry(
         )
         followed = next((q for q in definition.questions if q.key == trend), definition.questions[0])
         over_time = await read.trend(conn, definition, followed, weighting, scope=scope)
+        order = await read.order_effects(
+            conn, definition, scope=scope, threshold=settings.suppression_threshold
+        )
         namer = view.Namer(definition, await read.places(conn))
         available = {v for t in await stored_tables(conn) for v in t.variables}
         public = await read.is_public(conn, definition.slug)
@@ -179,11 +183,14 @@ async def inquiry(
     ]
     crosstabs: list[dict[str, Any]] = []
     if options.by is not None:
-        for q, shown in zip(estimates.questions, questions, strict=True):
+        for i, (q, shown) in enumerate(zip(estimates.questions, questions, strict=True)):
             entry = {
                 "question": shown,
                 "groups": view.crosstab_view(q, namer, options.by),
                 "comparison": None,
+                "ranked": view.ranked_chart(q, namer, options.by, weighted=weighted, chart_id=f"ranked-{i}")
+                if options.by in ("municipality", "district")
+                else None,
             }
             if options.a and options.b:
                 entry["comparison"] = view.comparison_view(
@@ -217,6 +224,8 @@ async def inquiry(
             "municipalities": choices,
             "threshold": settings.suppression_threshold,
             "formats": exports.FORMATS,
+            "background_export": max((q.overall.table.n for q in estimates.questions), default=0)
+            >= export_jobs.BACKGROUND_FROM,
             "pct": view.pct,
             "interval": view.interval,
             "points": view.points,
@@ -226,6 +235,7 @@ async def inquiry(
             "is_public": public,
             "channels": view.channel_view(channels, namer),
             "trend": view.trend_view(over_time, namer),
+            "order": view.order_view(order, namer),
             "trend_questions": [(q.key, q.text.get("en" if english else "ar")) for q in definition.questions],
         },
     )
@@ -361,7 +371,6 @@ async def export(
     filename = f"{definition.slug}-answers.{exports.EXTENSION[fmt]}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     key = settings.pseudonym_key
-    coded = fmt in ("sav", "dta")
 
     if fmt in ("csv", "csv-plain"):
 
@@ -378,20 +387,96 @@ async def export(
     path = exports.temporary_path(
         exports.EXTENSION[fmt], settings.data_dir if settings.data_dir.is_dir() else None
     )
+    wanted = export_jobs.ExportRequest(
+        definition.slug,
+        fmt,
+        with_weights,
+        variables,
+        shares == "1",
+        tuple(sorted(scope.municipalities)),
+        language,
+        user.user_id or 0,
+    )
     try:
-        async with engine.connect() as conn:
-            estimates = None
-            if fmt == "xlsx":
-                estimates = await read.estimates(
-                    conn, definition, weighting, scope=scope, threshold=settings.suppression_threshold
-                )
-            rows = exports.respondents(
-                conn, definition, columns, scope=scope, weighting=weighting, key=key, coded=coded
-            )
-            await exports.write_file(
-                fmt, path, definition, columns, rows, language=language, estimates=estimates
-            )
+        await export_jobs.write_export(engine, settings, wanted, path)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return StreamingResponse(exports.file_chunks(path), media_type=exports.MEDIA[fmt], headers=headers)
+
+
+# -- large exports, as a job of the worker (analysis/export_jobs.py) ------------------------------
+
+
+@router.post("/results/{slug}/exports")
+async def start_export(
+    request: Request, slug: str, user: CurrentUser, actor: CurrentActor, session: SessionDep, redis: RedisDep
+) -> Response:
+    """Queue the export for the worker and show its progress; audited as any export."""
+    format_ = await form_text(request, "format", limit=20)
+    if format_ not in exports.FORMATS:
+        raise NotFound(N_("There is no such export format."))
+    conn = await session.connection()
+    definition = await read.load_inquiry(conn, slug)
+    scope = await _scope(conn, user, _clean(await form_text(request, "municipality", limit=64), 64))
+    weighted = await form_text(request, "weighted", limit=2) == "1"
+    weights = tuple(v for v in dict.fromkeys(await form_list(request, "w")) if v in VARIABLES) or (
+        "municipality",
+    )
+    assert user.user_id is not None
+    wanted = export_jobs.ExportRequest(
+        slug=definition.slug,
+        fmt=format_,
+        weighted=weighted,
+        weights=weights,
+        shares=await form_text(request, "shares", limit=2) == "1",
+        municipalities=tuple(sorted(scope.municipalities)),
+        language="en" if await form_text(request, "labels", limit=2) == "en" else "ar",
+        user_id=user.user_id,
+    )
+    job_id = await export_jobs.create(redis, wanted)
+    await redis.enqueue_job("export_results", job_id, _job_id=export_jobs.key(job_id))
+    audit(
+        session,
+        actor=actor,
+        action="results.export",
+        target=definition.slug,
+        format=format_,
+        weighted=weighted,
+        weights=list(weights) if weighted else [],
+        municipalities=sorted(scope.municipalities),
+        job=job_id,
+    )
+    return redirect(f"/results/{definition.slug}/exports/{job_id}")
+
+
+async def _job(redis: RedisDep, user: Principal, slug: str, job_id: str) -> export_jobs.JobState:
+    """The reader's own job for this inquiry (404 for anybody else's, or an expired one)."""
+    found = await export_jobs.state(redis, job_id, user_id=user.user_id or -1)
+    if found is None or found.request.slug != slug[:100]:
+        raise NotFound(N_("There is no such export: it may have expired after a day."))
+    return found
+
+
+@router.get("/results/{slug}/exports/{job_id}")
+async def export_progress(
+    request: Request, slug: str, job_id: str, user: CurrentUser, redis: RedisDep, part: str | None = None
+) -> Response:
+    """The job's progress; ``part=1``: only the part htmx swaps in every second."""
+    found = await _job(redis, user, slug, job_id)
+    template = "results/export_progress.html" if part == "1" else "results/export_job.html"
+    return render(request, template, {"job": found, "slug": slug, "error": found.error and _(found.error)})
+
+
+@router.get("/results/{slug}/exports/{job_id}/file")
+async def export_download(
+    slug: str, job_id: str, user: CurrentUser, actor: CurrentActor, session: SessionDep, redis: RedisDep
+) -> Response:
+    """The finished file (kept for a day, downloadable again meanwhile); every download audited."""
+    found = await _job(redis, user, slug, job_id)
+    if found.status != "done" or found.path is None or not await asyncio.to_thread(Path(found.path).is_file):
+        raise NotFound(N_("The export is not ready yet."))
+    audit(session, actor=actor, action="results.export.download", target=found.request.slug, job=job_id)
+    headers = {"Content-Disposition": f'attachment; filename="{found.filename}"'}
+    chunks = exports.file_chunks(Path(found.path), remove=False)
+    return StreamingResponse(chunks, media_type=exports.MEDIA[found.request.fmt], headers=headers)

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 from callcenter.analysis.estimates import Difference, Proportion
 from callcenter.analysis.margins import NoMargin
+from callcenter.analysis.order_effects import QuestionEffects
 from callcenter.analysis.read import (
     UNKNOWN,
     ChannelComparison,
@@ -35,7 +36,10 @@ VARIABLE_NAMES = {
     "district": N_("District"),
     "language": N_("Language"),
     "channel": N_("Channel"),
+    "sex": N_("Sex"),
+    "age_band": N_("Age band"),
 }
+SEXES = {"m": N_("Men"), "f": N_("Women")}
 CHANNELS = {"sms": N_("SMS"), "voice": N_("Voice"), "mixed": N_("Both channels")}
 LANGUAGES = {"ar": N_("Arabic"), "en": N_("English")}
 _ERRORS = {
@@ -104,6 +108,8 @@ class Namer:
             return _(CHANNELS.get(key, key))
         if dimension == "language":
             return _(LANGUAGES.get(key, key))
+        if dimension == "sex":
+            return _(SEXES.get(key, key))
         if dimension and dimension.startswith("q:"):
             return option_label(self.question(dimension[2:]), key, language())
         return key
@@ -227,6 +233,38 @@ def crosstab_view(estimate: QuestionEstimate, namer: Namer, by: str) -> list[dic
     return [{"key": g.key, "label": namer.group(by, g.key), "group": g} for g in estimate.groups]
 
 
+def ranked_chart(
+    estimate: QuestionEstimate, namer: Namer, by: str, *, weighted: bool, chart_id: str
+) -> Markup | None:
+    """The groups (municipalities, districts ...) ranked by their share of the answer most
+    given overall, each with its interval: the map's job where no boundaries can be shipped.
+    Hidden (suppressed) groups come last, without a bar."""
+    overall = {c.value: (c.weighted if weighted else c.unweighted) for c in estimate.overall.cells}
+    shown = {v: p.estimate for v, p in overall.items() if p is not None and p.estimate is not None}
+    if not shown or len(estimate.groups) < 2:
+        return None
+    leading = max(shown, key=lambda v: shown[v])
+    items: list[tuple[float, Bar]] = []
+    for g in estimate.groups:
+        cell = next((c for c in g.cells if c.value == leading), None)
+        p = None if cell is None else (cell.weighted if weighted else cell.unweighted)
+        share = None if p is None else p.estimate
+        bar = Bar(
+            namer.group(by, g.key),
+            share,
+            None if p is None else p.low,
+            None if p is None else p.high,
+            pct(share),
+        )
+        items.append((-1.0 if share is None else share, bar))
+    items.sort(key=lambda pair: -pair[0])
+    title = _("%(answer)s, by %(dimension)s, highest first") % {
+        "answer": namer.value(estimate.question, leading),
+        "dimension": namer.dimension(by),
+    }
+    return with_id(bars([bar for _, bar in items], title=title, rtl=language() == "ar"), chart_id)
+
+
 def heat(p: Proportion | None) -> str:
     """The heat-table class of a share: ten steps of 10 points."""
     if p is None or p.estimate is None:
@@ -300,6 +338,35 @@ def channel_view(comparison: ChannelComparison, namer: Namer) -> dict[str, Any]:
         if e
     ]
     return {"questions": questions, "adjusted": adjusted, "errors": errors}
+
+
+_ORDER_READINGS = {
+    "first": N_("Chosen more often when listed first: the interval excludes zero."),
+    "later": N_("Chosen less often when listed first: the interval excludes zero."),
+    "none": N_("No clear order effect: the interval includes zero."),
+    "insufficient": N_("Hidden: too few answers."),
+}
+
+
+def order_view(effects: tuple[QuestionEffects, ...], namer: Namer) -> list[dict[str, Any]]:
+    """Per randomised question, each option's share when listed first and when not, in words."""
+    english = language() == "en"
+    return [
+        {
+            "text": q.question.text.get("en" if english else "ar"),
+            "answers": q.answers,
+            "places": len(q.question.options),
+            "rows": [
+                {
+                    "label": namer.value(q.question, o.value),
+                    "effect": o,
+                    "reading": _(_ORDER_READINGS[o.flag]),
+                }
+                for o in q.options
+            ],
+        }
+        for q in effects
+    ]
 
 
 VALUE_LINES = ("v0", "v1", "v2", "v3", "v4", "v5")

@@ -1,0 +1,57 @@
+"""Send lanes arq holds in progress that nobody runs (a worker killed, a Redis failover) are
+replaced by the reconciler under a new epoch; a lane that beats is left alone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
+
+from callcenter.campaigns.lanes import alive_key, heartbeat, lane_job_id, stale_lanes
+from callcenter.campaigns.service import epoch_key
+from callcenter.jobs import LANES, enqueue_lanes
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture
+async def arq(redis_db: int) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(f"{REDIS_URL}/{redis_db}"))
+    await pool.flushdb()
+    yield pool
+    await pool.flushdb()
+    await pool.aclose()
+
+
+async def _held(arq: ArqRedis, campaign_id: int, epoch: int) -> None:
+    """What a dead worker leaves: its lanes queued and marked in progress for a day."""
+    await arq.set(epoch_key(campaign_id), epoch)
+    assert await enqueue_lanes(arq, campaign_id) == LANES
+    for lane in range(LANES):
+        await arq.set(in_progress_key_prefix + lane_job_id(campaign_id, epoch, lane), b"1", ex=86_400)
+
+
+async def test_lanes_held_in_progress_without_a_heartbeat_are_started_again_under_a_new_epoch(
+    arq: ArqRedis,
+) -> None:
+    await _held(arq, 7, epoch=3)
+    assert len(await stale_lanes(arq, 7, 3, LANES)) == LANES
+    assert await enqueue_lanes(arq, 7) == LANES  # new job ids: arq accepts them
+    assert int(await arq.get(epoch_key(7)) or 0) == 4
+    assert await enqueue_lanes(arq, 7) == 0  # and only once
+
+
+async def test_lanes_that_beat_are_not_replaced(arq: ArqRedis) -> None:
+    await _held(arq, 8, epoch=1)
+    beats = [heartbeat(arq, lane_job_id(8, 1, lane), ttl_s=5) for lane in range(LANES)]
+    for beat in beats:
+        await beat.__aenter__()
+    try:
+        assert await arq.exists(alive_key(lane_job_id(8, 1, 0)))
+        assert await stale_lanes(arq, 8, 1, LANES) == []
+        assert await enqueue_lanes(arq, 8) == 0  # duplicates of the running lanes: refused
+        assert int(await arq.get(epoch_key(8)) or 0) == 1
+    finally:
+        for beat in beats:
+            await beat.__aexit__(None, None, None)
