@@ -106,6 +106,22 @@ async def engine_for(url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
+async def wait_healthy(http: Any, base: str, *, tries: int = 300) -> None:
+    """Until the ``serve`` at ``base`` answers ``/health`` (tried every 0.1 s)."""
+    import asyncio
+
+    import aiohttp
+
+    for _ in range(tries):
+        try:
+            async with http.get(base + "/health") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+
+
 def note(message: str) -> None:
     """Diagnostics for a human: stderr, so stdout stays one JSON object."""
     print(message, file=sys.stderr, flush=True)

@@ -145,14 +145,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             failures = 0
             connector = aiohttp.TCPConnector(limit=args.concurrency)
             async with aiohttp.ClientSession(connector=connector) as http:
-                for _ in range(200):
-                    try:
-                        async with http.get(base + "/health") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await _common.wait_healthy(http, base, tries=200)
                 queue: asyncio.Queue[list[tuple[bytes, str]]] = asyncio.Queue()
                 for convo in plan:
                     queue.put_nowait(convo)

@@ -234,14 +234,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:
-                for _ in range(300):
-                    try:
-                        async with http.get(base + "/health") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await _common.wait_healthy(http, base, tries=300)
                 replies = Replies(phones, base)
                 load = Load(http, replies)
                 capacity = await load.closed_loop(args.capacity_s)

@@ -198,14 +198,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         try:
             async with aiohttp.ClientSession() as http:
-                for _ in range(300):
-                    try:
-                        async with http.get(base + "/health") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await _common.wait_healthy(http, base, tries=300)
             await run_back_to_back(base, tokens[:4], paths, min(200, args.pages))  # warm up
             seconds, errors_fast, fast = await run_back_to_back(base, tokens, paths, args.pages)
             errors_paced, paced = await run_paced(base, tokens, paths, args.rate, args.seconds)
