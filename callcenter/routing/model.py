@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import pairwise
-from typing import Final
+from operator import attrgetter
+from typing import Final, NamedTuple
 
 from callcenter.errors import CallCenterError, InvalidTransition
 
@@ -352,12 +353,9 @@ class RoutingState:
     stats: Mapping[str, QueueStats] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for what, ids in (
-            ("queue", [q.id for q in self.queues]),
-            ("entry", [e.id for e in self.entries]),
-            ("agent", [a.id for a in self.agents]),
-        ):
-            if len(set(ids)) != len(ids):
+        by_id = attrgetter("id")  # a state is made every round: the check stays at C speed
+        for what, values in (("queue", self.queues), ("entry", self.entries), ("agent", self.agents)):
+            if len(set(map(by_id, values))) != len(values):
                 raise RoutingConfigError(f"{what} ids must be unique", kind=what)
 
 
@@ -387,10 +385,11 @@ class Overflowed:
     reason: OverflowReason
 
 
-@dataclass(frozen=True, slots=True)
-class Announcement:
+class Announcement(NamedTuple):
     """What to tell a waiting caller: their place in the queue (1 = next) and the expected wait
-    in seconds (``None`` when nobody serves the queue, so no honest figure exists)."""
+    in seconds (``None`` when nobody serves the queue, so no honest figure exists). A named
+    tuple rather than a frozen dataclass: a round makes one for every waiting caller, and a
+    tuple is made several times faster."""
 
     entry: str
     queue: str

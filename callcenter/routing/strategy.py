@@ -22,6 +22,7 @@ lazily when it surfaces, so no pair of (caller, agent) is ever compared in a loo
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from operator import attrgetter
@@ -78,9 +79,16 @@ def decide(state: RoutingState, now: float, *, announce: bool = True) -> Decisio
     overflows: list[Overflowed] = []
     remaining: list[Entry] = []
     taken: set[str] = set()
-    for entry in _in_order(state.entries):
-        if entry.not_before > now:
-            continue  # not yet due: neither offered nor counted in anyone's position
+    due = [entry for entry in state.entries if entry.not_before <= now]  # the rest keep their place
+    # the order matters only to who gets a free agent and to the places announced: with no
+    # agent free and nothing to announce, only the overflows are looked for (and put in order)
+    in_order = bool(free or announce)
+    ordered = _in_order(due) if in_order else due
+    rest: list[Entry] = []
+    for at, entry in enumerate(ordered):
+        if not free and not announce:
+            rest = ordered[at:]
+            break
         queue = queues[entry.queue]
         waited = now - entry.enqueued_at
         if free:
@@ -95,6 +103,18 @@ def decide(state: RoutingState, now: float, *, announce: bool = True) -> Decisio
             overflows.append(Overflowed(entry.id, queue.id, queue.on_max_wait, OverflowReason.MAX_WAIT))
             continue
         remaining.append(entry)
+    if rest:
+        limits = {q.id: q.max_wait for q in queues.values() if q.max_wait is not None}
+        past = [
+            entry
+            for entry in rest
+            if entry.queue in limits
+            and entry.kind is EntryKind.CALL
+            and now - entry.enqueued_at >= limits[entry.queue]
+        ]
+        for entry in past if in_order else _in_order(past):
+            queue = queues[entry.queue]
+            overflows.append(Overflowed(entry.id, queue.id, queue.on_max_wait, OverflowReason.MAX_WAIT))
     told = _announce(remaining, queues, staffed, state.stats, now) if announce else ()
     return Decisions(tuple(offers), tuple(overflows), told)
 
@@ -173,37 +193,31 @@ def _pools(
     agents: Iterable[Agent], index: _Index, waiting: set[str]
 ) -> tuple[dict[str, list[list[_Slot]]], dict[str, int], int]:
     """Per waiting queue: a heap of ready agents per level (index 0 = expert), the number of
-    agents staffed for it, and how many ready agents serve at least one of them."""
+    agents staffed for it, and how many ready agents serve at least one of them.
+
+    Agents are counted per skill set first (few distinct sets, many agents), so the per-agent
+    work is a state test, and a lookup for the ready ones."""
     pools: dict[str, list[list[_Slot]]] = {q: [[], [], []] for q in waiting}
     staffed = dict.fromkeys(waiting, 0)
-    # a profile narrowed to the waiting queues, once per distinct profile this round
-    # keyed by the profile's id, the profile kept alongside so the id cannot be reused this round
-    narrowed: dict[int, tuple[dict[str, int], list[tuple[str, int]]]] = {}
-    headcount: dict[int, int] = {}  # staffed agents per distinct profile
-    free = 0
-    for agent in agents:
-        if agent.state not in STAFFED:
-            continue
-        profile = index.profile(agent.skills)
-        key = id(profile)
-        known = narrowed.get(key)
-        if known is None:
-            if len(profile) <= len(waiting):
-                serves = [(q, level) for q, level in profile.items() if q in waiting]
-            else:
-                serves = [(q, profile[q]) for q in waiting if q in profile]
-            narrowed[key] = (profile, serves)
+    agents = agents if isinstance(agents, tuple | list) else list(agents)
+    serves_of: dict[frozenset[Skill], list[tuple[str, int]]] = {}
+    for agent_skills, count in Counter(a.skills for a in agents if a.state in STAFFED).items():
+        profile = index.profile(agent_skills)  # narrowed to the waiting queues
+        if len(profile) <= len(waiting):
+            serves = [(q, level) for q, level in profile.items() if q in waiting]
         else:
-            serves = known[1]
-        headcount[key] = headcount.get(key, 0) + 1
-        if agent.state is AgentState.READY and serves:
+            serves = [(q, profile[q]) for q in waiting if q in profile]
+        serves_of[agent_skills] = serves
+        for queue_id, _ in serves:
+            staffed[queue_id] += count
+    free = 0
+    for agent in [a for a in agents if a.state is AgentState.READY]:
+        serves = serves_of[agent.skills]
+        if serves:
             free += 1
             slot = (agent.idle_since, agent.id)
             for queue_id, level in serves:
                 pools[queue_id][level - 1].append(slot)
-    for key, count in headcount.items():
-        for queue_id, _ in narrowed[key][1]:
-            staffed[queue_id] += count
     for levels in pools.values():
         for heap in levels:
             heapq.heapify(heap)
@@ -239,6 +253,18 @@ def _announce(
     now: float,
 ) -> tuple[Announcement, ...]:
     positions = dict.fromkeys(staffed, 0)
+    # per queue, what the estimate needs (checked once): (agents, aht, share that stays) or None
+    shape: dict[str, tuple[int, float, float] | None] = {}
+    for queue_id, agents in staffed.items():
+        figures = stats.get(queue_id)
+        if (
+            figures is None
+            or expected_wait(position=1, agents=agents, aht=figures.aht, abandon_rate=figures.abandon_rate)
+            is None
+        ):
+            shape[queue_id] = None
+        else:
+            shape[queue_id] = (agents, figures.aht, 1.0 - figures.abandon_rate)
     out: list[Announcement] = []
     for entry in remaining:  # already in queue order
         positions[entry.queue] += 1
@@ -246,17 +272,9 @@ def _announce(
             continue  # a callback holds a place (counted above) but has nobody to tell
         queue = queues[entry.queue]
         position = positions[entry.queue]
-        figures = stats.get(entry.queue)
-        estimate = (
-            expected_wait(
-                position=position,
-                agents=staffed[entry.queue],
-                aht=figures.aht,
-                abandon_rate=figures.abandon_rate,
-            )
-            if figures is not None
-            else None
-        )
+        found = shape[entry.queue]
+        # expected_wait's formula, inline: this runs for every waiting caller every round
+        estimate = None if found is None else (1.0 + (position - 1) * found[2]) * found[1] / found[0]
         offer_callback = (
             queue.callback_after is not None
             and not entry.callback_offered

@@ -9,9 +9,13 @@ A batch (at most ``batch_size`` records) goes through the engine exactly like li
 (``Inbox.handle``: store deduplicated on the gateway's id, then the inquiry engine; delivery
 reports go to ``Inbox.status``): each sender's records one after another in arrival order,
 up to ``parallel`` senders at a time, so a backlog left by an overload drains at about the
-pace live replies are taken. The replies
-the engine wrote are then queued as outbound messages and sent through the gateway
-(:mod:`callcenter.sms.replies`), and only then is the spool's offset moved past the batch.
+pace live replies are taken. The replies the engine wrote are then queued as outbound
+messages (:mod:`callcenter.sms.replies`), and only then is the spool's offset moved past the
+batch. A sender beside the drain sends the queued replies through the gateway: the drain
+never waits for the gateway's pace (a REST call per message, a rate limit), so storing a
+backlog is not held back by sending its answers, and a gateway that is down delays the
+answers, never the storing. Queued replies are rows in the database, so a process that dies
+before sending them leaves them to the sweep (at start, then every few minutes).
 
 Killed anywhere, nothing is lost or stored twice: before the offset moves, a replay meets
 its messages as duplicates (stored once; one stored but not yet through the engine is run
@@ -61,6 +65,7 @@ IDLE_POLL_S = 1.0
 MAX_BACKOFF_S = 10.0
 LOCK_RETRY_S = 5.0
 STOP_GRACE_S = 5.0
+SEND_BATCH = 500  # replies claimed and handed to the gateway at a time
 
 
 class Drainer:
@@ -83,6 +88,8 @@ class Drainer:
         self.stored = 0  # since start, for the log and a metrics exporter
         self.replies_sent = 0
         self.retry_pending = False  # a reply failed for now and waits in the table
+        self._to_send: list[int] = []  # queued replies (message ids) for the sender
+        self._queued = asyncio.Event()
 
     async def drain_once(self) -> int:
         """Store the next batch; returns how many records it handled (0: nothing waiting).
@@ -117,7 +124,9 @@ class Drainer:
         if inbound:
             async with asyncio.timeout(self.timeout_s):
                 queued = await self.replies.queue(inbound)
-            self._count(await self.replies.send(queued))
+            if queued:
+                self._to_send += queued
+                self._queued.set()
         if done > offset or (offset and not batch.entries and not batch.bad):
             await asyncio.to_thread(self.spool.commit, done)  # the latter: empty a drained file
         self.stored += handled
@@ -174,6 +183,37 @@ class Drainer:
             # and the step, a webhook's timeout): finish it now; only one processing counts
             await self.inbox.resume(sms)
 
+    async def send_queued(self) -> Sent:
+        """Send the replies the drains queued so far (those the gateway refuses for now stay
+        queued for the sweep)."""
+        ids, self._to_send = self._to_send, []
+        self._queued.clear()
+        sent = Sent()
+        for start in range(0, len(ids), SEND_BATCH):
+            async with asyncio.timeout(self.timeout_s):
+                part = await self.replies.send(ids[start : start + SEND_BATCH])
+            self._count(part)
+            sent = Sent(sent.sent + part.sent, sent.retry + part.retry, sent.failed + part.failed)
+        return sent
+
+    async def _sending(self, stop: asyncio.Event) -> None:
+        """The sender: whatever the drains queue, sent as soon as the last batch is out."""
+        while not stop.is_set():
+            await _wait(stop, IDLE_POLL_S, self._queued)
+            if not self._to_send:
+                continue
+            try:
+                await self.send_queued()
+            except Exception as exc:
+                # the rows stay queued (or in ``sending``, put back after STUCK_AFTER): the
+                # sweep sends them
+                self.retry_pending = True
+                if is_database_unavailable(exc):
+                    log.warning("queued replies wait for the database (%s: %s)", type(exc).__name__, exc)
+                else:
+                    log.exception("sending queued replies failed; the sweep tries again")
+                await _wait(stop, MAX_BACKOFF_S)
+
     async def sweep(self) -> Sent:
         async with asyncio.timeout(self.timeout_s):
             sent = await self.replies.sweep()
@@ -186,7 +226,16 @@ class Drainer:
         self.retry_pending = self.retry_pending or sent.retry > 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Drain whenever there is something to drain, until ``stop`` is set."""
+        """Drain whenever there is something to drain, and send the replies it queues, until
+        ``stop`` is set."""
+        sender = asyncio.create_task(self._sending(stop), name="spool-reply-sender")
+        try:
+            await self._draining(stop)
+        finally:
+            stop.set()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    async def _draining(self, stop: asyncio.Event) -> None:
         delay, next_sweep, draining = 0.5, 0.0, False
         waiting_logged = -MAX_BACKOFF_S * 6
         while not stop.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -425,3 +426,105 @@ async def test_callers_of_a_removed_queue_hear_a_message_and_the_other_queues_go
     assert [o.entry for o in routed.decisions.offers] == ["kept"]
     told = await store.outcome("orphan")
     assert told is not None and (told.kind, told.outcome, told.reason) == ("overflow", "message", "closed")
+
+
+# -- the kept copy: only what changed is read ---------------------------------------------------
+
+
+def _modes(store: RoutingStore) -> list[str]:
+    """Record how each lock-and-read of ``store`` read the agents and entries."""
+    seen: list[str] = []
+    take = store._take
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        found = take(*args, **kwargs)
+        if found is not None:
+            seen.append(found[5].decode() if isinstance(found[5], bytes) else found[5])
+        return found
+
+    store._take = spy  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_round_reads_only_the_agents_and_entries_changed_since_its_last_read(
+    redis: aioredis.Redis,
+) -> None:
+    mine = await staffed_store(redis, 3)
+    other = RoutingStore(redis)  # another process
+    await mine.round()
+    modes = _modes(mine)
+    kept = (await mine.snapshot()).agents["2"]
+
+    await other.agent_state("0", AgentState.PAUSED, reason="break")
+    await other.enqueue(entry(1), Caller(phone="+218911234567"))
+    routed = await mine.round()
+
+    assert modes == ["delta"]
+    assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "1")]  # 0 is paused
+    snap = await mine.snapshot()
+    assert snap.agents["2"] is kept  # untouched since: not decoded again
+    assert snap.agents["0"].agent.state is AgentState.PAUSED
+    await mine.round()
+    assert modes == ["delta", "same"]  # nothing changed between the two
+
+
+async def test_a_store_reads_everything_again_after_redis_was_emptied(redis: aioredis.Redis) -> None:
+    mine = await staffed_store(redis, 2)
+    await mine.round()
+    await redis.flushdb()  # Redis restarted without its data
+    other = await staffed_store(redis, 1)  # the state rebuilt, as many changes as before
+    modes = _modes(mine)
+    await other.enqueue(entry(1), Caller())
+
+    routed = await mine.round()
+
+    assert modes == ["full"]  # another epoch of the version
+    assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "0")]
+    assert set((await mine.snapshot()).agents) == {"0"}
+
+
+async def test_a_store_too_far_behind_the_log_reads_everything(redis: aioredis.Redis) -> None:
+    from callcenter.routing.store import LOG_MAX
+
+    mine = await staffed_store(redis, 2)
+    await mine.round()
+    other = RoutingStore(redis)
+    for n in range(LOG_MAX // 2 + 1):  # two logged changes each
+        await other.agent_state("1", AgentState.PAUSED, reason=f"r{n}")
+        await other.agent_state("1", AgentState.READY)
+    await other.agent_state("0", AgentState.OFFLINE)
+    modes = _modes(mine)
+    await other.enqueue(entry(1), Caller())
+
+    routed = await mine.round()
+
+    assert modes == ["full"]
+    assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "1")]
+
+
+async def test_a_value_changed_behind_the_stores_back_is_read_again(redis: aioredis.Redis) -> None:
+    """A hash whose size no longer matches the copy (a field deleted by hand) is read again at
+    once, under the same lock; one changed in place is read again at the next full read."""
+    import callcenter.routing.store as store_module
+
+    mine = await staffed_store(redis, 2)
+    await mine.round()
+    await redis.hdel("acd:agents", "0")
+    await mine.enqueue(entry(1), Caller())
+
+    routed = await mine.round()
+
+    assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "1")]
+    assert set((await mine.snapshot()).agents) == {"1"}
+
+    other = await staffed_store(redis, 2, prefix="b")
+    await other.round()
+    raw = await redis.hget("b:agents", "1")
+    await redis.hset("b:agents", "1", raw.replace(b'"ready"', b'"paused"'))  # type: ignore[union-attr]
+    await other.enqueue(entry(2), Caller())
+    store_module.FULL_READ_EVERY, before = 0, store_module.FULL_READ_EVERY
+    try:
+        routed = await other.round()
+    finally:
+        store_module.FULL_READ_EVERY = before
+    assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e2", "0")]

@@ -343,6 +343,8 @@ async def drain_all(spool_dir: Path, pg: AsyncEngine, redis: aioredis.Redis, set
     try:
         while await drainer.drain_once():
             pass
+        await drainer.send_queued()
+        await drainer.sweep()  # as ``run`` does first: what a dead process queued and never sent
     finally:
         await inbox.aclose()
         spool.close()
@@ -425,6 +427,7 @@ async def main(spool_dir, database_url, redis_url):
     print("draining", flush=True)
     while await drainer.drain_once():
         pass
+    await drainer.send_queued()
 
 asyncio.run(main(*sys.argv[1:]))
 """
@@ -476,7 +479,8 @@ async def test_a_drainer_sigkilled_mid_drain_loses_nothing_and_stores_nothing_tw
     assert await count(pg, M, M.c.direction == "in") == 300
     got = await answers(pg)
     assert got == {p: ["4", "yes"] for p in phones}
-    # every reply is queued once; those the killed process had claimed wait for the sweep
+    # every reply is queued once; those the killed process queued were sent by the next
+    # process's first sweep, those it had claimed wait for the sweep after STUCK_AFTER
     assert await count(pg, M, M.c.direction == "out") == 300
     assert await count(pg, M, M.c.direction == "out", M.c.status.not_in(("sent", "sending"))) == 0
 
@@ -502,6 +506,7 @@ async def test_the_reconciler_and_the_drainer_recovering_one_message_answer_it_o
         drainer = Drainer(spool, rt.inbox, ReplyOutbox(pg, LoopbackGateway(redis)), timeout_s=15)
         await asyncio.sleep(0.01)
         await asyncio.gather(reconcile_once(rt), drainer.drain_once())
+        await drainer.send_queued()
     finally:
         spool.close()
         await rt.close()

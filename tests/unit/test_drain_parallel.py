@@ -107,3 +107,57 @@ async def test_an_outage_mid_batch_keeps_the_offset_before_the_first_record_not_
         assert len(left) == 8 and sorted(b for _, b in inbox.order) == ["0"] * 4
     finally:
         spool.close()
+
+
+class GatewayAtItsPace:
+    """Queues a reply per message; sending waits until the gateway is let go (``opened``)."""
+
+    def __init__(self) -> None:
+        self.next_id = 0
+        self.opened = asyncio.Event()
+        self.sent: list[int] = []
+
+    async def queue(self, inbound: list[tuple[str, str]]) -> list[int]:
+        ids = list(range(self.next_id, self.next_id + len(inbound)))
+        self.next_id += len(inbound)
+        return ids
+
+    async def send(self, queued: list[int]) -> Any:
+        from callcenter.sms.replies import Sent
+
+        await self.opened.wait()
+        self.sent += queued
+        return Sent(sent=len(queued))
+
+    async def sweep(self) -> Any:
+        from callcenter.sms.replies import Sent
+
+        return Sent()
+
+
+async def test_storing_a_backlog_never_waits_for_the_gateway_to_send_its_replies(tmp_path: Path) -> None:
+    spool = spool_of(tmp_path, senders=10, each=3)
+    replies = GatewayAtItsPace()
+    drainer = Drainer(spool, SlowInbox(), replies, timeout_s=5, batch_size=10, parallel=4)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    try:
+        running = asyncio.create_task(drainer.run(stop))
+
+        async def stored_all() -> None:
+            while drainer.stored < 30:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(stored_all(), 10)  # every batch stored, not one reply sent yet
+        assert replies.sent == [] and spool.committed() == spool.size()
+        replies.opened.set()
+
+        async def sent_all() -> None:
+            while len(replies.sent) < 30:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(sent_all(), 10)
+        assert sorted(replies.sent) == list(range(30))  # each queued reply sent once
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    finally:
+        spool.close()
