@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from callcenter.aio import wait_any
 from callcenter.settings import Settings
 from callcenter.sms.gateways import make_gateway
 from callcenter.sms.gateways.base import Gateway
@@ -277,13 +278,7 @@ class Drainer:
 
 async def _wait(stop: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> None:
     """Sleep ``seconds``, or less if ``stop`` (or ``also``) is set."""
-    waiters = {asyncio.ensure_future(e.wait()) for e in (stop, also) if e is not None}
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+    await wait_any(stop, also, seconds=seconds)
 
 
 @asynccontextmanager
