@@ -3,6 +3,7 @@ from a YAML file, a look at it, and a recompute of the open requests' SLA clocks
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -63,17 +64,30 @@ def requests_show() -> None:
 
 
 @requests_app.command("recompute")
-def requests_recompute() -> None:
-    """Recompute every open request's SLA due dates and state (after a holiday correction)."""
+def requests_recompute(
+    day: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="only the requests whose clocks span this day (just corrected in the holiday calendar)",
+        ),
+    ] = None,
+) -> None:
+    """Recompute every open request's SLA due dates and state (after a change of the calendar
+    or the targets), or with --day only those a correction of that day can move."""
     from callcenter.requests.recompute import recompute_sla
     from callcenter.requests.store import load_calendar
 
     async def main(settings: Settings) -> str:
         async def body(engine: AsyncEngine) -> str:
             calendar = await load_calendar(engine, settings)
-            done = await recompute_sla(engine, calendar, due_soon_share=settings.request_due_soon_share)
+            done = await recompute_sla(
+                engine, calendar, due_soon_share=settings.request_due_soon_share,
+                day=day.date() if day is not None else None,
+            )  # fmt: skip
+            spanning = f" spanning {day.date().isoformat()}" if day is not None else ""
             return (
-                f"{done.open} open requests, {done.changed} changed, "
+                f"{done.open} open requests{spanning}, {done.changed} changed, "
                 f"{len(done.newly_breached)} newly breached ({done.seconds:.1f} s)"
             )
 

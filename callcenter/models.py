@@ -499,6 +499,7 @@ def table(model: type[SQLModel]) -> Table:
 from callcenter.requests.tables import CategoryBody as CategoryBody  # noqa: E402
 from callcenter.requests.tables import HolidayCorrection as HolidayCorrection  # noqa: E402
 from callcenter.requests.tables import RequestEvent as RequestEvent  # noqa: E402
+from callcenter.requests.tables import RequestText as RequestText  # noqa: E402
 from callcenter.requests.tables import ResponsibleBody as ResponsibleBody  # noqa: E402
 from callcenter.requests.tables import ServiceCategory as ServiceCategory  # noqa: E402
 from callcenter.requests.tables import ServiceRequest as ServiceRequest  # noqa: E402

@@ -25,6 +25,7 @@ PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Tables in the order they can be emptied (children first).
 TABLES = (
+    "request_text",
     "open311_request",
     "open311_client",
     "request_event",

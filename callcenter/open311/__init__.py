@@ -3,6 +3,7 @@ client applications (FixMyStreet and others), with mySociety's extended statuses
 ``servicerequestupdates``.
 
 ``formats`` writes the specification's JSON and XML (pure); ``statuses`` maps the life cycle to
-Open311's statuses (pure); ``clients`` issues and checks client keys; ``read`` and ``intake``
-are the database edges; ``http`` is the router mounted at ``/open311/v2``.
+Open311's statuses (pure); ``clients`` issues and checks client keys; ``read``, ``intake`` and
+``updates`` (a client's update on its request) are the database edges; ``http`` is the router
+mounted at ``/open311/v2``.
 """

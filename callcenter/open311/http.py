@@ -7,6 +7,7 @@
 ``GET  requests.{fmt}``                                list requests (``api_key``; filters, page)
 ``GET  requests/{service_request_id}.{fmt}``           one request (``api_key``)
 ``GET  servicerequestupdates.{fmt}``                   mySociety's updates (``api_key``)
+``POST servicerequestupdates.{fmt}``                   a client's update on its request (``api_key``)
 =====================================================  ==========================================
 
 ``jurisdiction_id`` is a municipality's code. Unlike the specification, reading requests needs
@@ -20,6 +21,7 @@ rest is checked here against the key, without CSRF, as a client sends no cookies
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -27,7 +29,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callcenter.open311 import read
 from callcenter.open311.clients import Client, verify
@@ -41,7 +43,11 @@ from callcenter.open311.params import (
     reference,
     request_filter,
     submission,
+    update_submission,
 )
+from callcenter.open311.updates import record_update
+from callcenter.requests.calendar import WorkingCalendar
+from callcenter.requests.notify import notify_change
 from callcenter.requests.store import load_calendar
 from callcenter.settings import Settings
 from callcenter.web.deps import SessionDep
@@ -180,18 +186,33 @@ async def service_request_updates(request: Request, fmt: str) -> Response:
     return await _client_reading(request, fmt, "service_request_updates", "request_update", body)
 
 
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    """What every POST starts from: the format, the form's fields, the client whose
+    ``api_key`` it carries, and the working calendar for the clocks it starts."""
+
+    shown: Format
+    fields: dict[str, Any]
+    client: Client
+    calendar: WorkingCalendar
+
+
+async def _posted(request: Request, fmt: str, session: AsyncSession, settings: Settings) -> _Posted:
+    shown = _format(fmt)
+    form = await request.form()
+    fields: dict[str, Any] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    client = await _client(await session.connection(), fields)
+    return _Posted(shown, fields, client, await load_calendar(request.app.state.engine, settings))
+
+
 @router.post("/requests.{fmt}")
 async def post_request(request: Request, fmt: str, session: SessionDep) -> Response:
     settings: Settings = request.app.state.settings
     try:
-        shown = _format(fmt)
-        form = await request.form()
-        fields: dict[str, Any] = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        conn = await session.connection()
-        client = await _client(conn, fields)
-        sent = submission(fields)
-        calendar = await load_calendar(request.app.state.engine, settings)
-        made = await submit(session, client, sent, calendar=calendar, settings=settings)
+        posted = await _posted(request, fmt, session, settings)
+        shown = posted.shown
+        sent = submission(posted.fields)
+        made = await submit(session, posted.client, sent, calendar=posted.calendar, settings=settings)
     except Open311Error as exc:
         await session.rollback()
         return _error(fmt, exc)
@@ -201,3 +222,28 @@ async def post_request(request: Request, fmt: str, session: SessionDep) -> Respo
         "account_id": None,
     }
     return _answer(shown, render(shown, "service_requests", "request", [record]), 201)
+
+
+@router.post("/servicerequestupdates.{fmt}")
+async def post_service_request_update(request: Request, fmt: str, session: SessionDep) -> Response:
+    """mySociety's POST servicerequestupdates (open311/updates.py): a note or the reporter's
+    reopening; answered with 1415's ``update_id``, the same however often it is sent."""
+    settings: Settings = request.app.state.settings
+    try:
+        posted = await _posted(request, fmt, session, settings)
+        shown = posted.shown
+        sent = update_submission(posted.fields)
+        recorded = await record_update(
+            session, posted.client, sent, calendar=posted.calendar, settings=settings
+        )
+    except Open311Error as exc:
+        await session.rollback()
+        return _error(fmt, exc)
+    if recorded.changed and not recorded.replayed:
+        await session.commit()  # the citizen never hears of a change rolled back
+        await notify_change(
+            settings, request.app.state.engine, request.app.state.redis, request_id=recorded.request_id,
+            version=recorded.version,
+        )  # fmt: skip
+    record = {"update_id": str(recorded.update_id)}
+    return _answer(shown, render(shown, "service_request_updates", "request_update", [record]), 201)

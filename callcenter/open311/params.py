@@ -10,7 +10,10 @@ The limits, which the errors name:
 * a location is required, as the specification says: ``lat`` and ``long`` (decimal degrees,
   -90..90 and -180..180), ``address_string`` (at most 250 characters) or ``address_id``;
 * ``page`` from 1, ``page_size`` from 1 to 1,000 (100 by default); without dates, the last 90
-  days (the specification's default span).
+  days (the specification's default span);
+* an update (mySociety's POST ``servicerequestupdates``): ``update_id`` at most 100 characters,
+  ``description`` at most 2,000 (``requests.service.NOTE_LIMIT``), ``status`` one of
+  ``UPDATE_STATUSES``, ``updated_datetime`` a W3C date-time with its zone.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from callcenter.errors import CallCenterError
-from callcenter.open311.statuses import STANDARD, statuses_for
+from callcenter.open311.statuses import EXTENDED, STANDARD, statuses_for
 from callcenter.requests.reference import BadReference, Reference, parse
-from callcenter.requests.service import DESCRIPTION_LIMIT
+from callcenter.requests.service import DESCRIPTION_LIMIT, NOTE_LIMIT
 
 DEFAULT_SPAN: Final = timedelta(days=90)
 DEFAULT_PAGE_SIZE: Final = 100
@@ -35,6 +38,10 @@ MEDIA_URL_LIMIT: Final = 500
 ATTRIBUTE_LIMIT: Final = 300
 MAX_IDS: Final = 100
 LOCALES: Final = ("ar", "en")
+UPDATE_ID_LIMIT: Final = 100
+#: the statuses POST servicerequestupdates takes: mySociety's extended ones that GET gives, and
+#: REOPEN (FixMyStreet's word for a reporter's reopening)
+UPDATE_STATUSES: Final = (*dict.fromkeys(EXTENDED.values()), "REOPEN")
 
 
 class Open311Error(CallCenterError):
@@ -85,6 +92,20 @@ class Submission:
     media_url: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
     locale: str = "ar"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSubmission:
+    """POST servicerequestupdates, checked: ``status`` in upper case (one of ``UPDATE_STATUSES``),
+    ``update_id`` the client's own id of the update."""
+
+    reference: Reference
+    update_id: str
+    status: str
+    updated: datetime
+    description: str = ""
+    media_url: str = ""
+    jurisdiction: str = ""
 
 
 def locale(params: Mapping[str, str]) -> str:
@@ -181,6 +202,46 @@ def submission(form: Mapping[str, str]) -> Submission:
         service_code=code, jurisdiction=jurisdiction, description=description, lat=lat, long=long,
         address=address, address_id=address_id, phone=form.get("phone", "").strip()[:40],
         media_url=media_url, attributes=attributes, locale=locale(form),
+    )  # fmt: skip
+
+
+def update_submission(form: Mapping[str, str]) -> UpdateSubmission:
+    """The fields of POST servicerequestupdates (``api_key`` is checked before, by the router).
+    ``update_id_ext`` is taken for ``update_id`` (older FixMyStreet releases send it); the
+    commenter's name, e-mail and phone are not kept, as for POST requests."""
+    text = form.get("service_request_id", "").strip()
+    if not text:
+        raise Open311Error(400, "service_request_id was not provided")
+    ref = reference(text)
+    update_id = (form.get("update_id") or form.get("update_id_ext") or "").strip()
+    if not update_id:
+        raise Open311Error(
+            400, "update_id was not provided (the client's own id of the update: sent again, it is "
+            "recorded once)",
+        )  # fmt: skip
+    if len(update_id) > UPDATE_ID_LIMIT:
+        raise Open311Error(400, f"update_id is limited to {UPDATE_ID_LIMIT} characters")
+    said = form.get("status", "").strip()
+    status = said.upper().replace(" ", "_")
+    if not said:
+        raise Open311Error(400, f"status was not provided (one of {', '.join(UPDATE_STATUSES)})")
+    if status not in UPDATE_STATUSES:
+        raise Open311Error(400, f"status is one of {', '.join(UPDATE_STATUSES)}, not {said[:40]!r}")
+    updated = _date(form, "updated_datetime")
+    if updated is None:
+        raise Open311Error(400, "updated_datetime was not provided (a W3C date-time with its zone)")
+    description = form.get("description", "").strip()
+    if len(description) > NOTE_LIMIT:
+        raise Open311Error(
+            400,
+            f"description is limited to {NOTE_LIMIT} characters; this one has {len(description)}: shorten it",
+        )
+    media_url = _bounded(form, "media_url", MEDIA_URL_LIMIT)
+    if media_url and not media_url.startswith(("https://", "http://")):
+        raise Open311Error(400, "media_url is an http or https address")
+    return UpdateSubmission(
+        reference=ref, update_id=update_id, status=status, updated=updated, description=description,
+        media_url=media_url, jurisdiction=form.get("jurisdiction_id", "").strip(),
     )  # fmt: skip
 
 

@@ -18,8 +18,8 @@ from datetime import datetime
 from sqlalchemy import Column, Float, ForeignKey, Index
 from sqlmodel import Field, SQLModel
 
-from callcenter.models import BigId, _created, _fk, _id, _json, _ts, table
-from callcenter.requests.tables import ServiceRequest
+from callcenter.models import _created, _fk, _id, _json, _ts, table
+from callcenter.requests.tables import BigId, ServiceRequest  # (mypy: see requests.tables)
 
 
 class Open311Client(SQLModel, table=True):

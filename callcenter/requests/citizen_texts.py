@@ -4,9 +4,12 @@ The defaults live in ``citizen_texts.yaml`` beside this module; a ``request_text
 the data directory overrides them text by text (a file, like the prompt catalogue, so that
 the wording is changed without a release and kept with the deployment). The override is
 checked whole before it is used: each text in both languages, only known texts, only the
-placeholders the default uses (a typo such as ``{refrence}`` would otherwise fail at the
-moment a citizen is to be told). A bad file is logged and the defaults stay. It is read
-again when its modification time changes.
+placeholders the default uses, each by its plain name (a typo such as ``{refrence}``, or a
+stray ``{``, would otherwise fail at the moment a citizen is to be told). A bad file is
+logged and the defaults stay. It is read again when its modification time changes.
+
+Admins also edit the texts in the app (``/admin/requests/texts``): those are kept in the
+database and win over the file (``text_overrides``, which the senders ask for the texts).
 
 Usage::
 
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import yaml
 
@@ -41,6 +45,51 @@ class TextsFileError(CallCenterError):
 
 def _placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateFault:
+    """What is wrong with a text's placeholders: ``braces`` (a ``{`` or ``}`` that opens or
+    closes nothing; ``detail`` says which), ``unnamed`` (``{}`` or ``{0}``), ``styled`` (a
+    conversion or format such as ``{due!r}`` or ``{due:>10}``), ``unknown`` (``names`` the text
+    may not use)."""
+
+    kind: Literal["braces", "unnamed", "styled", "unknown"]
+    names: tuple[str, ...] = ()
+    detail: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "braces":
+            return f"a brace opens or closes no placeholder ({self.detail}); write {{{{ or }}}} for one"
+        if self.kind == "unnamed":
+            return "a placeholder needs its name, e.g. {reference}"
+        if self.kind == "styled":
+            return f"write the placeholder plainly: {{{self.names[0]}}}"
+        return f"unknown placeholder {', '.join(self.names)}"
+
+
+def template_fault(template: str, allowed: Iterable[str]) -> TemplateFault | None:
+    """None when ``template`` uses only ``allowed`` placeholders, each by its plain name."""
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return TemplateFault("braces", detail=str(exc))
+    used: list[str] = []
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if not name or name.isdigit():
+            return TemplateFault("unnamed")
+        if spec or conversion:
+            return TemplateFault("styled", (name,))
+        used.append(name)
+    unknown = sorted(set(used) - set(allowed))
+    return TemplateFault("unknown", tuple(unknown)) if unknown else None
+
+
+def allowed_placeholders(default: str) -> frozenset[str]:
+    """The placeholders a text may use: those its default uses."""
+    return frozenset(_placeholders(default))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +142,9 @@ def _section(
             except ValueError as exc:
                 raise TextsFileError(f"{name}.{kind}.{lang}: {exc}") from exc
             allowed = _placeholders(known[kind][lang]) if known is not None else used
-            if used - allowed:
-                raise TextsFileError(
-                    f"{name}.{kind}.{lang}: unknown placeholder {', '.join(sorted(used - allowed))}"
-                )
+            fault = template_fault(template, allowed)
+            if fault is not None:
+                raise TextsFileError(f"{name}.{kind}.{lang}: {fault}")
         out[kind] = pair
     return out
 

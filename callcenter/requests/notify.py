@@ -6,7 +6,8 @@ in progress, work scheduled, resolved (with the question), reopened, duplicate, 
 Routing (``sent``), a refusal (``not_responsible``) and the ministry's re-routing are
 internal and silent, unless the officer wrote a public note. Each SMS goes to the reporter and
 to the reporters of the requests marked as its duplicates (one per number), in the language
-each reported in, from the texts admins edit (``citizen_texts``).
+each reported in, from the texts admins edit (``text_overrides.current_texts``: an edit made
+in the app, else the data directory's file, else the default).
 
 Every SMS goes through the service messages' path (``sms.notices.send_notice``: an outbound
 ``message`` row keyed for idempotency, then the gateway), keyed by what it says: a change by
@@ -44,9 +45,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callcenter import models
-from callcenter.requests.citizen_texts import CitizenTexts, citizen_texts
+from callcenter.requests.citizen_texts import CitizenTexts
 from callcenter.requests.lifecycle import Status
 from callcenter.requests.read import RequestView, StatusLookup, aware, lookup_status
+from callcenter.requests.text_overrides import current_texts, texts_on
 from callcenter.settings import Settings
 from callcenter.sms.notices import send_notice
 
@@ -140,7 +142,7 @@ async def notify_change(
         ).one()
     if row.status not in TOLD and not note.strip():
         return 0
-    texts = citizen_texts(settings)
+    texts = await current_texts(settings, engine)
     sent = 0
     for person in await recipients(engine, request_id):
         reporter = person.request_id == request_id
@@ -199,8 +201,9 @@ async def created_text(
 ) -> str:
     async with engine.connect() as conn:
         category, _ = await names_of(conn, view, view.language)
+        texts = await texts_on(settings, conn)
     kind = "created" if recorded else "created_no_recording"
-    return citizen_texts(settings).say(
+    return texts.say(
         kind, view.language, reference=view.reference, category=category,
         due=due_date(view.resolution_due_at, settings.timezone),
     )  # fmt: skip
@@ -226,7 +229,7 @@ async def status_text(settings: Settings, conn: AsyncConnection, lookup: StatusL
     view = lookup.request
     assert view is not None
     _, body = await names_of(conn, view, view.language)
-    texts = citizen_texts(settings)
+    texts = await texts_on(settings, conn)
     finished = view.status in FINISHED or view.resolution_due_at is None
     return texts.say(
         "status_finished" if finished else "status", view.language, reference=view.reference,

@@ -385,9 +385,11 @@ async def add_note(
     actor: str | Actor,
     role: str,
     now: datetime | None = None,
+    data: dict[str, Any] | None = None,
 ) -> RequestView:
-    """A note without a change of status; ``public`` ones reach the citizen."""
-    if role not in BODY | MINISTRY:
+    """A note without a change of status; ``public`` ones reach the citizen. A citizen's own
+    note is one an Open311 client sends on the reporter's behalf (open311/updates.py)."""
+    if role not in BODY | MINISTRY | {CITIZEN}:
         raise NotAllowed(f"a {role} cannot add notes to requests")
     if not note.strip():
         raise lifecycle.NoteRequired("write the note")
@@ -395,7 +397,7 @@ async def add_note(
     row = await _current(conn, request_id, expected_version)
     return await _write(
         session, row, {}, actor=actor, role=role, now=_utc(now), kind="note", note=note,
-        public=public,
+        public=public, data=data,
     )  # fmt: skip
 
 

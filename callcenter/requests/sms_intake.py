@@ -57,7 +57,6 @@ from callcenter.inquiry.definition import Question, QuestionKind, Text
 from callcenter.inquiry.parser import Parsed, normalize, parse_answer
 from callcenter.municipalities.index import load_index
 from callcenter.requests.catalogue import Catalogue, Category
-from callcenter.requests.citizen_texts import citizen_texts
 from callcenter.requests.lifecycle import CITIZEN, ReopenTooLate
 from callcenter.requests.notify import (
     FIXED_KEY,
@@ -71,6 +70,7 @@ from callcenter.requests.read import lookup_status
 from callcenter.requests.reference import PREFIX, BadReference, parse
 from callcenter.requests.service import Intake, create_request, reopen
 from callcenter.requests.store import load_calendar, read_catalogue
+from callcenter.requests.text_overrides import cached_texts, refresh
 from callcenter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class RequestSms:
         self.engine = engine
         self.settings = settings
         self.redis = redis
-        self.texts = citizen_texts
+        self.texts = cached_texts  # as last refreshed (``_fresh_texts``)
 
     async def handle(self, message_id: int, sender: Sender, body: str) -> Handled | None:
         """The reply when the message is for service requests; None when it is not. One Redis
@@ -187,21 +187,30 @@ class RequestSms:
             return Handled(made if isinstance(made, str) else made.decode(), "request_created")
         start = started(body)
         if start is not None:
+            await self._fresh_texts()
             return await self._start(sender, *start)
         state = _state(pending)
         if state is not None:
+            await self._fresh_texts()
             return await self._answer(message_id, sender, state, body)
         keyed = reference_text(body, in_inquiry=sender.in_inquiry)
         if keyed is not None:
+            await self._fresh_texts()
             return await self._status(sender, keyed)
         request_id = fixed_question_of(fixed)
         if request_id is not None and not sender.in_inquiry:
+            await self._fresh_texts()
             return await self._fixed(sender, request_id, body)
         return None
 
     async def cancel(self, phone: str) -> None:
         """A STOP (or any service keyword) ends an intake in progress."""
         await self.redis.delete(INTAKE_KEY + phone)
+
+    async def _fresh_texts(self) -> None:
+        """The texts admins edited in the app, read again if they changed (only for a message
+        that is the requests', never on the inbox's hot path)."""
+        await refresh(self.settings, self.engine)
 
     def _say(self, kind: str, language: str, **values: str) -> str:
         return self.texts(self.settings).say(kind, language, **values)

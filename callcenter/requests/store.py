@@ -214,7 +214,8 @@ async def correct_holiday(
     name: str = "",
 ) -> None:
     """Add a day off or remove an estimated holiday (one correction per day: a new one
-    replaces the day's). Recompute the open requests' SLA afterwards (service.recompute_sla)."""
+    replaces the day's). Recompute the SLA of the open requests it can move once committed:
+    ``recompute.recompute_sla(engine, calendar, day=day)``."""
     if action not in ("add", "remove"):
         raise ValueError(f"a holiday correction adds or removes a day, not {action!r}")
     conn = await session.connection()

@@ -146,3 +146,20 @@ class HolidayCorrection(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     created_by: str = Field(default="", max_length=100)
     created_at: datetime = _created()
+
+
+class RequestText(SQLModel, table=True):
+    """A citizen SMS text as an admin edited it in the app (migration 0016): it wins over the
+    data directory's ``request_texts.yaml`` and the packaged default (``text_overrides``).
+    ``section`` is ``texts`` or ``statuses`` (the status words), ``name`` the text's key;
+    removed when the admin restores the default."""
+
+    __tablename__ = "request_text"
+    __table_args__ = (UniqueConstraint("section", "name"),)
+    id: int | None = _id()
+    section: str = Field(max_length=8)
+    name: str = Field(max_length=48)
+    ar: str = Field(max_length=1000)
+    en: str = Field(max_length=1000)
+    updated_by: str = Field(default="", max_length=100)
+    updated_at: datetime = _created()

@@ -3,11 +3,13 @@
 Option 2: the category by keypad (each category's name, then "press N"; 0 reaches an agent
 instead), the municipality from the citizen register or keyed (its number in the register;
 ``#`` alone when the caller does not know it: the ministry routes it), then the description
-spoken after the tone (``RECORD FILE``, ended by ``#`` or four seconds of silence). A silent
-or too-short recording is asked for once more; a second bad one is not kept and the request
-is made without it, with a note saying so in its description. The caller hears the reference
-read out digit by digit in groups (``reference.spoken_groups``) and gets it by SMS with the
-expected date (``requests.notify.confirm_created``).
+spoken after the tone (``RECORD FILE``, ended by ``#`` or four seconds of silence; the tone is
+our ``record-tone`` prompt, not the command's ``BEEP``, which needs Asterisk's own sound files
+and without them fails before recording anything). A silent or too-short recording is asked
+for once more; a second bad one is not kept and the request is made without it, with a note
+saying so in its description. The caller hears the reference read out digit by digit in
+groups (``reference.spoken_groups``) and gets it by SMS with the expected date
+(``requests.notify.confirm_created``).
 
 Option 3: the caller keys a reference; a wrong check digit or a wrong length is said at once
 and the reference asked again (three tries). ``lookup_status`` with the caller's number: the
@@ -38,12 +40,12 @@ from callcenter.prompts import compose_number
 from callcenter.redis_conn import connect
 from callcenter.requests import recordings
 from callcenter.requests.catalogue import Catalogue, Category
-from callcenter.requests.citizen_texts import citizen_texts
 from callcenter.requests.notify import confirm_created, send_status_to_reporter, send_status_to_self
 from callcenter.requests.read import RequestView, lookup_status
 from callcenter.requests.reference import BadReference, Problem, parse, spoken_groups
 from callcenter.requests.service import Intake, create_request
 from callcenter.requests.store import load_calendar, read_catalogue
+from callcenter.requests.text_overrides import current_texts
 from callcenter.settings import Settings
 from callcenter.telephony.agi import AgiChannel
 from callcenter.voice.ivr_inquiry import Progress
@@ -105,11 +107,13 @@ class RequestLine:
         municipality = await self._municipality(call, progress)
         name, problem = await self._record(call, progress)
         language = progress.language
+        texts = None if name else await current_texts(self.settings, self.engine)
+        missing = "" if texts is None else texts.say("no_recording_note", language)
         intake = Intake(
             category=category.key, channel="ivr", municipality=municipality, phone=phone or "",
             citizen_id=progress.citizen_id, language=language,
             recording_path=recordings.stored(name) if name else None,
-            description="" if name else citizen_texts(self.settings).say("no_recording_note", language),
+            description=missing,
             details={"recording": problem} if problem else {},
         )  # fmt: skip
         calendar = await load_calendar(self.engine, self.settings)
@@ -202,11 +206,13 @@ class RequestLine:
                 if attempt
                 else ()
             )
-            await self._play(call, progress.language, *ids, "record-request")
+            # the tone is a prompt of ours: RECORD FILE's BEEP plays Asterisk's "beep" sound,
+            # and where Asterisk has no sound files the command fails without recording
+            await self._play(call, progress.language, *ids, "record-request", "record-tone")
             name = recordings.new_name()
             await call.record_file(
                 recordings.asterisk_file(self.settings, name), escape_digits="#", timeout_ms=RECORD_LIMIT_MS,
-                silence_s=RECORD_SILENCE_S,
+                beep=False, silence_s=RECORD_SILENCE_S,
             )  # fmt: skip
             path = recordings.local_file(self.settings, name)
             verdict = await asyncio.to_thread(recordings.judge, path)

@@ -54,6 +54,8 @@ PAGES = (
     pages.requests,
     pages.request_actions,
     pages.admin_catalogue,
+    pages.admin_request_texts,
+    pages.admin_holidays,
 )
 
 

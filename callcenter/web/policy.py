@@ -98,6 +98,7 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"): OPEN311_CLIENT,
     ("GET", "/open311/v2/servicerequestupdates.{fmt}"): OPEN311_CLIENT,
     ("POST", "/open311/v2/requests.{fmt}"): OPEN311_CLIENT,
+    ("POST", "/open311/v2/servicerequestupdates.{fmt}"): OPEN311_CLIENT,
     # the anonymised open-data export of service requests (audited)
     ("GET", "/open-data/requests.csv"): staff(A, S),
     # login and the account
@@ -199,6 +200,15 @@ POLICIES: Final[dict[tuple[str, str], Policy]] = {
     ("POST", "/admin/catalogue/bodies"): staff(A),
     ("GET", "/admin/catalogue/bodies/{body_id}"): staff(A),
     ("POST", "/admin/catalogue/bodies/{body_id}"): staff(A),
+    # the citizens' SMS texts of service requests (edits win over request_texts.yaml; audited)
+    ("GET", "/admin/requests/texts"): staff(A),
+    ("GET", "/admin/requests/texts/{text_id}"): staff(A),
+    ("POST", "/admin/requests/texts/{text_id}"): staff(A),
+    ("POST", "/admin/requests/texts/{text_id}/default"): staff(A),
+    # the ministry's corrections of the holiday calendar (the SLA clocks are recomputed; audited)
+    ("GET", "/admin/requests/holidays"): staff(*MINISTRY),
+    ("POST", "/admin/requests/holidays"): staff(*MINISTRY),
+    ("POST", "/admin/requests/holidays/drop"): staff(*MINISTRY),
     # voice prompts
     ("GET", "/prompts"): staff(*RUNNERS),
     ("GET", "/prompts/audio/{language}/{prompt_id}"): staff(*RUNNERS),

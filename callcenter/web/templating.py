@@ -145,6 +145,8 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/admin/municipalities", N_("Municipalities")),
     ("/admin/margins", N_("Margins")),
     ("/admin/catalogue", N_("Service catalogue")),
+    ("/admin/requests/texts", N_("Citizens' SMS texts")),
+    ("/admin/requests/holidays", N_("Holidays")),
     ("/admin/audit", N_("Audit log")),
 )
 

@@ -44,6 +44,7 @@ PARAMS = {
     "reference": "1415-0000-0000",  # service requests' pages
     "category_id": "987654",
     "body_id": "987654",
+    "text_id": "texts.no_such_text",  # the citizens' SMS texts
 }
 QUERY = {"/live": {"topic": "campaign:987654"}}
 # Routes whose handler narrows the route's policy by what is asked for: the live stream of a

@@ -106,7 +106,8 @@ async def test_option_2_records_category_municipality_and_description(lab: Lab) 
     [made] = await lab.requests()
     assert (made.channel, made.phone, made.status) == ("ivr", PHONE, "sent")
     [record] = commands(session, "RECORD FILE")
-    assert record.endswith(' wav "#" 60000 BEEP s=4')
+    assert record.endswith(' wav "#" 60000 s=4')  # no BEEP: the tone is our own prompt
+    assert "record-request record-tone" in played(session)
     recording = await lab.recording()
     assert recording is not None and recording.startswith("requests/req-")
     assert (lab.settings.recordings_path / recording).is_file()
@@ -148,7 +149,7 @@ async def test_a_silent_recording_is_asked_again_then_saved_without_one(lab: Lab
     [made] = await lab.requests()
     assert await lab.recording() is None and made.description.startswith("(لا يوجد وصف")
     assert len(commands(session, "RECORD FILE")) == 2
-    assert "svc-recording-silent record-request" in played(session)
+    assert "svc-recording-silent record-request record-tone" in played(session)
     assert "svc-saved-without-recording" in played(session)
     async with lab.engine.connect() as conn:
         details = (await conn.execute(select(R.c.details))).scalar()
@@ -161,7 +162,7 @@ async def test_a_silent_recording_is_asked_again_then_saved_without_one(lab: Lab
 async def test_a_too_short_recording_is_asked_again_and_the_second_kept(lab: Lab) -> None:
     session = await lab.call("2", "1", "#", Press("#", after_ms=400), SPEAK)
     assert len(await lab.requests()) == 1
-    assert "svc-recording-too-short record-request" in played(session)
+    assert "svc-recording-too-short record-request record-tone" in played(session)
     assert await lab.recording() is not None
     assert len(list((lab.settings.recordings_path / "requests").iterdir())) == 1
 

@@ -150,5 +150,8 @@ def test_the_requests_command_loads_and_shows_the_catalogue(tmp_path: Path) -> N
         recomputed = cli(tmp_path, "requests", "recompute")
         assert recomputed.returncode == 0, recomputed.stderr
         assert "0 open requests" in recomputed.stdout
+        one_day = cli(tmp_path, "requests", "recompute", "--day", "2026-03-19")
+        assert one_day.returncode == 0, one_day.stderr
+        assert "0 open requests spanning 2026-03-19" in one_day.stdout
     finally:
         stop_embedded(tmp_path)

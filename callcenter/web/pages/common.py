@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup, escape
 
 from callcenter.accounts.principal import Principal
 from callcenter.accounts.roles import HOME
@@ -65,3 +67,11 @@ async def form_text(request: Request, name: str, *, limit: int = 2000) -> str:
 
 async def form_list(request: Request, name: str) -> list[str]:
     return [v for v in (await request.form()).getlist(name) if isinstance(v, str)]
+
+
+def isolated(message: str, values: Mapping[str, str]) -> Markup:
+    """A translated message with each value isolated left to right (``<bdi dir="ltr">``): a date
+    or a ``{placeholder}`` inside an Arabic sentence keeps its own order."""
+    return Markup(escape(message)) % {
+        k: Markup('<bdi dir="ltr">{}</bdi>').format(v) for k, v in values.items()
+    }
