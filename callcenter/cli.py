@@ -89,14 +89,22 @@ def tune_gc() -> None:
 def worker() -> None:
     """Run a worker: campaign planning, send lanes, the reconciler (and, with
     CALLCENTER_METRICS_PORT, its metrics, /healthz and /readyz there)."""
+    import signal
+
     from callcenter.health import ReadinessProbe, database_check, redis_check
     from callcenter.jobs import run_worker
     from callcenter.ops_server import ops_port
     from callcenter.redis_conn import connect
 
     async def main(settings: Settings) -> None:
+        # SIGTERM (systemd's stop) is a clean stop: the jobs in flight give their claimed rows
+        # back to the outbox at once, instead of leaving them to the reconciler's deadline
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         if settings.metrics_port is None:
-            await run_worker(settings)
+            await run_worker(settings, stop=stop)
             return
         engine = make_engine(settings, pool_size=1)  # the probe's and the outbox figures'
         redis = connect(settings)
@@ -105,7 +113,7 @@ def worker() -> None:
         )
         try:
             async with ops_port(settings, probe, engine=engine):
-                await run_worker(settings)
+                await run_worker(settings, stop=stop)
         finally:
             await redis.aclose()
             await engine.dispose()

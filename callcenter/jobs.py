@@ -15,21 +15,25 @@ from typing import Any
 
 from arq import Retry, cron
 from arq.connections import ArqRedis, create_pool
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError as RedisWatchError
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callcenter import models
 from callcenter.audit import Actor
-from callcenter.campaigns.lanes import heartbeat, lane_job_id, stale_lanes
+from callcenter.campaigns.lanes import heartbeat, lane_job_id, stale_jobs, stale_lanes
+from callcenter.campaigns.progress import plan_job_id
 from callcenter.campaigns.sender import Sender
 from callcenter.campaigns.service import epoch_key, move, plan
 from callcenter.db import make_engine
 from callcenter.inquiries import set_status
 from callcenter.inquiry.definition import InquiryStatus
+from callcenter.outages import OutageLog, unavailable
 from callcenter.redis_conn import arq_settings
 from callcenter.settings import Settings, get_settings
 from callcenter.sms.gateways import make_gateway
@@ -108,8 +112,14 @@ async def start_campaign(rt: Runtime, campaign_id: int, *, actor: str | Actor) -
 
 async def send_lane(ctx: dict[str, Any], campaign_id: int) -> dict[str, Any]:
     rt: Runtime = ctx["rt"]
-    async with heartbeat(rt.redis, ctx.get("job_id"), rt.settings.reconcile_after_s):
-        result = await rt.sender.run_lane(campaign_id)
+    try:
+        async with heartbeat(rt.redis, ctx.get("job_id"), rt.settings.reconcile_after_s):
+            result = await rt.sender.run_lane(campaign_id)
+    except Exception as exc:
+        # PostgreSQL or Redis restarting: the lane comes back by itself, sooner than the
+        # reconciler's next round would bring it, and backs off while the outage lasts
+        _retry_after_outage(ctx, exc, f"send lane of campaign {campaign_id}")
+        raise
     if result.resume_at is not None and result.stopped is None:
         wait = max(0.5, (result.resume_at - datetime.now(UTC)).total_seconds())
         raise Retry(defer=timedelta(seconds=wait))
@@ -117,11 +127,45 @@ async def send_lane(ctx: dict[str, Any], campaign_id: int) -> dict[str, Any]:
 
 
 async def plan_campaign(ctx: dict[str, Any], campaign_id: int, actor: str | Actor = "system") -> int:
-    return await start_campaign(ctx["rt"], campaign_id, actor=actor)
+    """Start a campaign (every step is idempotent, so an outage midway is tried again; a
+    worker killed midway leaves it to the reconciler, see ``release_stale_plans``)."""
+    rt: Runtime = ctx["rt"]
+    try:
+        async with heartbeat(rt.redis, ctx.get("job_id"), rt.settings.reconcile_after_s):
+            return await start_campaign(rt, campaign_id, actor=actor)
+    except Exception as exc:
+        _retry_after_outage(ctx, exc, f"starting campaign {campaign_id}")
+        raise
+
+
+def _retry_after_outage(ctx: dict[str, Any], exc: Exception, what: str) -> None:
+    """An outage ends the job with arq's ``Retry``, later by the tries already made (0.5 s
+    doubling to 10 s); any other error is left to the caller to raise (a bug: no retry)."""
+    if not unavailable(exc):
+        return
+    wait = min(10.0, 0.5 * 2 ** max(0, int(ctx.get("job_try") or 1) - 1))
+    log.warning(
+        "%s: database or Redis unreachable (%s: %s); again in %.1fs", what, type(exc).__name__, exc, wait
+    )
+    raise Retry(defer=timedelta(seconds=wait)) from exc
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
-    return await reconcile_once(ctx["rt"])
+    """The reconciler's round (every 15 s); during an outage it waits for the next round."""
+    try:
+        done = await reconcile_once(ctx["rt"])
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        _RECONCILER_OUTAGE.failed(exc, 15.0)
+        return {}
+    _RECONCILER_OUTAGE.recovered()
+    return done
+
+
+#: one line when the reconciler's rounds start failing for an outage, one when they work again
+#: (arq gives each job a fresh ctx: the log lives here)
+_RECONCILER_OUTAGE = OutageLog(log, "reconciler")
 
 
 async def export_results(ctx: dict[str, Any], job_id: str) -> None:
@@ -182,6 +226,7 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
         running_sms = select(K.c.id).where(K.c.status == "running", K.c.channel == "sms")
         running = [int(cid) for cid in (await conn.execute(running_sms)).scalars()]
     await start_scheduled(rt)
+    await release_stale_plans(rt)
     lanes = 0
     for campaign_id in running:
         await rt.redis.set(f"campaign:{campaign_id}:status", "running")
@@ -196,6 +241,20 @@ async def reconcile_once(rt: Runtime) -> dict[str, int]:
     if released or replies:
         log.warning("reconciled: %s deliveries released, %s replies recovered", released, replies)
     return {"released": int(released or 0), "lanes": lanes, "replies": replies}
+
+
+async def release_stale_plans(rt: Runtime) -> list[int]:
+    """Draft campaigns whose start was asked for but whose planning job arq holds in progress
+    with no heartbeat (its worker was killed): the in-progress mark goes, so the job, still
+    queued, runs again at the next poll (planning is idempotent); returns their ids. Without
+    this a start would wait for arq's day-long job timeout."""
+    async with rt.engine.connect() as conn:
+        drafts = [int(i) for i in (await conn.execute(select(K.c.id).where(K.c.status == "draft"))).scalars()]
+    stale = await stale_jobs(rt.redis, [plan_job_id(i) for i in drafts])
+    if stale:
+        await rt.redis.delete(*(in_progress_key_prefix + job_id for job_id in stale))
+        log.warning("planning jobs %s were held by a worker that is gone; planning them again", stale)
+    return [i for i in drafts if plan_job_id(i) in stale]
 
 
 async def start_scheduled(rt: Runtime, now: datetime | None = None) -> list[int]:
@@ -235,7 +294,9 @@ async def start_scheduled(rt: Runtime, now: datetime | None = None) -> list[int]
 async def _startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["rt"] = await Runtime.start(settings, ctx["redis"], ctx.get("gateway"))
-    await reconcile_once(ctx["rt"])
+    # a worker started while PostgreSQL is away runs all the same: its lanes back off until
+    # the database answers, and the reconciler's next round does what this one could not
+    await reconcile(ctx)
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
@@ -249,7 +310,8 @@ def make_worker(
     return Worker(
         functions=[
             func(send_lane, max_tries=100_000, keep_result=0, timeout=24 * 3600),
-            func(plan_campaign, max_tries=3, keep_result=0),
+            # tries spent waiting out an outage count: enough for some minutes of them
+            func(plan_campaign, max_tries=60, keep_result=0),
             func(reconcile, keep_result=0),
             func(export_results, max_tries=1, keep_result=0, timeout=3600),
         ],
@@ -306,9 +368,12 @@ async def run_worker(
             if runner in done:
                 runner.result()
                 delay = 0.5
-        except (RedisConnectionError, RedisTimeoutError, RedisWatchError, OSError) as exc:
-            # (redis-py turns a connection lost during arq's WATCH into a WatchError)
-            log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
+        except Exception as exc:
+            # (redis-py turns a connection lost during arq's WATCH into a WatchError); anything
+            # else that is not an outage is a bug, which restarting would only repeat
+            if not (isinstance(exc, RedisWatchError | OSError) or unavailable(exc)):
+                raise
+            log.warning("worker lost %s (%s); restarting in %.1fs", _lost(exc), exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
         finally:
@@ -328,3 +393,20 @@ async def run_worker(
                 if current is not None and current.cancelling():
                     raise
                 log.debug("jobs in flight were cancelled as the worker closed")
+
+
+def _lost(error: BaseException) -> str:
+    """Which service an outage error came from, for the log ("Redis", "PostgreSQL")."""
+    if isinstance(error, RedisConnectionError | RedisTimeoutError | RedisWatchError):
+        return "Redis"
+    if isinstance(error, sa_exc.SQLAlchemyError):
+        return "PostgreSQL"
+    tb = error.__traceback__
+    while tb is not None:  # a bare OSError: whose connection was being made
+        path = tb.tb_frame.f_code.co_filename
+        if "/asyncpg/" in path or "/sqlalchemy/" in path:
+            return "PostgreSQL"
+        if "/redis/" in path:
+            return "Redis"
+        tb = tb.tb_next
+    return "PostgreSQL or Redis"

@@ -9,6 +9,9 @@ as a duplicate. A running lane therefore refreshes a short-lived key of its own;
 progress without it is stale, and the reconciler starts the campaign's lanes afresh under a new
 epoch (new job ids). Running one lane too many is harmless (claims skip locked rows, the rate is
 shared); a campaign stalled for a day is not.
+
+A campaign's planning job (``plan:<id>``: the start someone asked for) beats the same way; held
+without a beat, arq's in-progress mark is removed, so that the next worker plans it.
 """
 
 from __future__ import annotations
@@ -59,7 +62,13 @@ async def heartbeat(redis: Redis, job_id: str | None, ttl_s: float) -> AsyncIter
 
 async def stale_lanes(redis: Redis, campaign_id: int, epoch: int, lanes: int) -> list[str]:
     """The campaign's lane jobs of ``epoch`` that arq holds in progress without a heartbeat."""
-    ids = [lane_job_id(campaign_id, epoch, lane) for lane in range(lanes)]
+    return await stale_jobs(redis, [lane_job_id(campaign_id, epoch, lane) for lane in range(lanes)])
+
+
+async def stale_jobs(redis: Redis, ids: list[str]) -> list[str]:
+    """Of the jobs ``ids`` (run under :func:`heartbeat`), those arq holds in progress without one."""
+    if not ids:
+        return []
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in ids:
             pipe.exists(in_progress_key_prefix + job_id)

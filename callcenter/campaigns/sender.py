@@ -30,6 +30,7 @@ from callcenter.inquiries import load_definition
 from callcenter.inquiry.definition import Inquiry, Language, QuestionKind
 from callcenter.inquiry.order import for_citizen
 from callcenter.inquiry.texts import invitation
+from callcenter.outages import through_outage, unavailable
 from callcenter.settings import Settings
 from callcenter.sms.encoding import SmsEncoding, analyse
 from callcenter.sms.gateways.base import Gateway, OutboundSms, SendResult
@@ -94,6 +95,9 @@ class Sender:
         self.settings = settings
         self.dialect = engine.dialect.name
         self._texts: dict[int, _Texts] = {}
+        # rows a lane claimed but never handed to the gateway before the database went away:
+        # given back when the lane runs again, not after the reconciler's deadline
+        self._unsent: dict[int, set[int]] = {}
         # live progress for the staff pages: throttled per chunk, at once when a lane stops
         self.progress = ProgressPublisher(engine, redis, settings)
 
@@ -123,6 +127,9 @@ class Sender:
             parse_hhmm(campaign.quiet_end) or self.settings.quiet_end,
         )
         size = batch_size or self.settings.sms_batch_size
+        if self._unsent.get(campaign_id):
+            await self._release(sorted(self._unsent[campaign_id]))
+            self._unsent.pop(campaign_id, None)
         while True:
             status = await cached_status(self.engine, self.redis, campaign_id)
             if status != "running":
@@ -136,12 +143,19 @@ class Sender:
             if not rows:
                 result.resume_at = await self._finish_or_next(campaign_id)
                 break
+            handed: set[int] = set()
             try:
-                stopped = await self._send_rows(campaign, rows, texts, bucket, result)
+                stopped = await self._send_rows(campaign, rows, texts, bucket, result, handed)
             except asyncio.CancelledError:
                 # A stopping worker: what was not recorded goes back to the outbox now,
                 # not after the reconciler's deadline.
                 await _to_the_end(self._release([r.id for r in rows]))
+                raise
+            except Exception as exc:
+                if unavailable(exc):  # never handed over: safe to give back once it answers
+                    self._unsent.setdefault(campaign_id, set()).update(
+                        r.id for r in rows if r.id not in handed
+                    )
                 raise
             if stopped:
                 result.stopped = stopped
@@ -243,7 +257,9 @@ class Sender:
         texts: _Texts,
         bucket: TokenBucket | None,
         result: LaneResult,
+        handed: set[int],
     ) -> str | None:
+        """Send the claimed rows; ``handed`` gets each row's id as it goes to the gateway."""
         assert campaign.id is not None
         finished = await self._finished(campaign.inquiry_id, [r.id for r in rows])
         skipped = [r.id for r in rows if r.opted_out_at is not None or r.id in finished]
@@ -269,6 +285,7 @@ class Sender:
                 OutboundSms(to=r.phone, body=texts.text(_lang(r.language), r.citizen_id), ref=f"d{r.id}")
                 for r in chunk
             ]
+            handed.update(r.id for r in chunk)
             results = await self.gateway.send_many(messages)
             await self._record(campaign, chunk, results, texts, result)
             await self.progress.chunk_recorded(campaign.id)
@@ -316,6 +333,29 @@ class Sender:
         for item in [r for r in sent if r["b_gid"] is None]:
             plain.setdefault((item["b_seg"], item["b_enc"]), []).append(item["b_id"])
         sent = [r for r in sent if r["b_gid"] is not None]
+        # The gateway has these messages: if PostgreSQL restarts now, the results wait for it
+        # (the statements are safe to run twice) rather than leave the chunk to the reconciler,
+        # which would send it again. Within half the reconciler's deadline, so that a chunk is
+        # never recorded after the reconciler gave it to another lane.
+        await through_outage(
+            lambda: self._write_results(plain, sent, retry, failed),
+            budget_s=max(1.0, self.settings.reconcile_after_s / 2),
+            what=f"campaign {campaign.id}: recording a chunk the gateway took",
+            logger=log,
+        )
+        accepted = len(sent) + sum(len(ids) for ids in plain.values())
+        result.sent += accepted
+        result.retried += len(retry)
+        result.failed += len(failed)
+        _count_sent(campaign.gateway, accepted, len(retry), len(failed))
+
+    async def _write_results(
+        self,
+        plain: dict[tuple[int, str], list[int]],
+        sent: list[dict[str, Any]],
+        retry: list[dict[str, Any]],
+        failed: list[dict[str, Any]],
+    ) -> None:
         async with self.engine.begin() as conn:
             for (segments, encoding), ids in plain.items():
                 await conn.execute(
@@ -355,11 +395,6 @@ class Sender:
                     .values(status="failed", error=bindparam("b_err")),
                     failed,
                 )
-        accepted = len(sent) + sum(len(ids) for ids in plain.values())
-        result.sent += accepted
-        result.retried += len(retry)
-        result.failed += len(failed)
-        _count_sent(campaign.gateway, accepted, len(retry), len(failed))
 
     async def _finished(self, inquiry_id: int, delivery_ids: list[int]) -> set[int]:
         """Deliveries whose citizen completed (or opted out of) the inquiry since planning, on

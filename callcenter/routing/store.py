@@ -936,16 +936,16 @@ class RoutingStore:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.005)
         try:
-            snap = decoded.read(found)
+            snap = decoded.read(found, reads)
             if snap is None:  # the copy disagrees with the hashes' sizes: everything again
-                snap = self._read_all_locked(found)
+                snap = self._read_all_locked(found, reads)
         except BaseException:
             self._release_after_error(token)
             raise
         self._last_read = time.perf_counter() - started
         return token, snap
 
-    def _read_all_locked(self, found: Sequence[Any]) -> Snapshot:
+    def _read_all_locked(self, found: Sequence[Any], reads: str) -> Snapshot:
         """Everything, under the lock already held (nobody writes meanwhile)."""
         k = self.keys
         with self._sync.pipeline(transaction=True) as pipe:
@@ -954,7 +954,7 @@ class RoutingStore:
             pipe.hgetall(k.entries)
             (epoch, n), agents, entries = pipe.execute()
         log.info("routing state read again in full: the kept copy disagreed with Redis")
-        outcomes, stats, contact, announced = _side(found)
+        outcomes, stats, contact, announced = _side(found, reads)
         return self._decoded.full(found[0:2], (_s(epoch or b""), int(n or 0)), found[4], agents, entries,
                                   outcomes, stats, contact, announced)  # fmt: skip
 
@@ -1077,11 +1077,11 @@ class _Decoded:
         """Whether the copy may be brought up to date (else: read everything)."""
         return bool(self.version[0]) and self.reads < FULL_READ_EVERY
 
-    def read(self, found: Sequence[Any]) -> Snapshot | None:
+    def read(self, found: Sequence[Any], reads: str) -> Snapshot | None:
         """The snapshot of what ``_ACQUIRE`` returned; ``None`` if the copy, brought up to date,
         does not have as many agents and entries as Redis (read everything then)."""
         sec, usec, epoch, n, queues, mode, agents, entries, n_agents, n_entries = found[:10]
-        outcomes, stats, contact, announced = _side(found)
+        outcomes, stats, contact, announced = _side(found, reads)
         version = (_s(epoch or b""), int(n))
         mode = _s(mode)
         if mode == "full":
@@ -1138,9 +1138,14 @@ class _Decoded:
         )
 
 
-def _side(found: Sequence[Any]) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]:
-    """What ``_ACQUIRE`` returned after the agents and entries: outcomes, stats, contact, digest."""
-    return _pairs(found[10]), _pairs(found[11]), _pairs(found[12]), found[13]
+def _side(
+    found: Sequence[Any], reads: str
+) -> tuple[dict[Any, Any] | None, dict[Any, Any] | None, dict[Any, Any] | None, Any]:
+    """What ``_ACQUIRE`` returned after the agents and entries: outcomes, stats, contact and the
+    announcements' digest, ``None`` for those ``reads`` did not ask for (not read: the kept
+    outcomes stay kept)."""
+    outcomes, stats, contact = (_pairs(found[10 + i]) if reads[i] == "1" else None for i in range(3))
+    return outcomes, stats, contact, found[13]
 
 
 def _pairs(flat: Sequence[Any] | Mapping[Any, Any] | None) -> dict[Any, Any]:

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -90,6 +90,8 @@ class Drainer:
         self.replies_sent = 0
         self.retry_pending = False  # a reply failed for now and waits in the table
         self._to_send: list[int] = []  # queued replies (message ids) for the sender
+        #: called when a drain stored records: the database answers again
+        self.on_database_back: Callable[[], None] | None = None
         self._queued = asyncio.Event()
 
     async def drain_once(self) -> int:
@@ -134,6 +136,8 @@ class Drainer:
         self.spool.stats.drained += handled
         if outage is not None:
             raise outage
+        if stored and self.on_database_back is not None:
+            self.on_database_back()
         return handled + len(batch.bad)
 
     async def _store_by_sender(
@@ -203,12 +207,15 @@ class Drainer:
             await _wait(stop, IDLE_POLL_S, self._queued)
             if not self._to_send:
                 continue
+            ids = list(self._to_send)
             try:
                 await self.send_queued()
             except Exception as exc:
-                # the rows stay queued (or in ``sending``, put back after STUCK_AFTER): the
-                # sweep sends them
+                # the rows stay queued (or in ``sending``, put back after STUCK_AFTER): tried
+                # again after a pause (a reply sent meanwhile is not claimed twice), and the
+                # sweep sends them if this process dies first
                 self.retry_pending = True
+                self._to_send = ids + self._to_send
                 if is_database_unavailable(exc):
                     log.warning("queued replies wait for the database (%s: %s)", type(exc).__name__, exc)
                 else:
@@ -305,16 +312,18 @@ async def spooled_webhooks(
     await asyncio.to_thread(spool.open)
     gateway = gateway or make_gateway(settings, redis)
     drain_timeout = max(15.0, settings.sms_webhook_db_timeout_s * 3)
+    webhooks = SpoolingInbox(
+        inbox,
+        spool,
+        timeout_s=settings.sms_webhook_db_timeout_s,
+        max_in_flight=settings.sms_webhook_max_in_flight,
+    )
     drainer = Drainer(spool, inbox, ReplyOutbox(engine, gateway), timeout_s=drain_timeout)
+    drainer.on_database_back = webhooks.database_back
     stop = asyncio.Event()
     task = asyncio.create_task(drainer.run(stop), name="spool-drainer")
     try:
-        yield SpoolingInbox(
-            inbox,
-            spool,
-            timeout_s=settings.sms_webhook_db_timeout_s,
-            max_in_flight=settings.sms_webhook_max_in_flight,
-        )
+        yield webhooks
     finally:
         stop.set()
         try:  # a drain step cut short is safe: its batch is replayed (deduplicated) next time

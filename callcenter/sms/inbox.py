@@ -75,7 +75,18 @@ class Inbox:
     # -- SmsInbox -------------------------------------------------------------------------
 
     async def receive(self, sms: InboundSms) -> str | None:
-        return (await self.handle(sms)).reply
+        """A webhook's message: the reply to send inline. A gateway sends a message again when
+        our answer never reached it (``serve`` killed mid-request, a timeout on its side); that
+        copy gets the same reply (or, if the first try never got through the engine, its
+        processing now), so the citizen is still asked the next question. Recorded once."""
+        outcome = await self.handle(sms)
+        if outcome.event != "duplicate":
+            return outcome.reply
+        resumed = await self.resume(sms)
+        if resumed is not None:
+            return resumed.reply
+        found = await self.store.find(sms.gateway, sms.gateway_id)
+        return await self.store.reply_of(found[0]) if found is not None else None
 
     async def status(self, report: StatusReport) -> None:
         """A delivery report: campaign deliveries by our ref ("d<id>") or the gateway's id."""

@@ -103,6 +103,10 @@ class Store(Protocol):
         """A stored inbound message by its gateway id: (id, phone, body, status)."""
         ...
 
+    async def reply_of(self, message_id: int) -> str | None:
+        """The reply the engine gave to a processed message (None: none, or not processed)."""
+        ...
+
     async def open_session(self, citizen_id: int, inquiry_id: int, first: str, language: str) -> None: ...
     async def write_step(self, step: StepWrite) -> tuple[bool, bool]:
         """(applied, answer recorded); not applied when the session moved meanwhile or the
@@ -339,6 +343,13 @@ class CoreStore:
                 )
             ).one_or_none()
         return None if row is None else (int(row.id), row.phone, row.body, row.status)
+
+    async def reply_of(self, message_id: int) -> str | None:
+        async with self.engine.connect() as conn:
+            reply = (
+                await conn.execute(select(M.c.reply).where(M.c.id == message_id, M.c.status == "processed"))
+            ).scalar_one_or_none()
+        return None if reply is None else str(reply)
 
     async def _finish(
         self,

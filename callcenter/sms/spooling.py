@@ -93,6 +93,8 @@ def is_database_unavailable(error: BaseException) -> bool:
         name = type(e).__name__
         if name == "InterfaceError" and "connection is closed" in str(e):
             return True  # asyncpg's words for a connection the server dropped
+        if name == "InternalClientError" and "cannot switch to state" in str(e):
+            return True  # asyncpg's protocol left mid-operation by a server shutting down fast
         if isinstance(e, sqlite3.OperationalError) and "database is locked" in str(e):
             return True
     return False
@@ -107,7 +109,7 @@ class SpoolingInbox:
         self.timeout_s = timeout_s
         self.max_in_flight = max_in_flight  # 0: no limit
         self.in_flight = 0
-        self.outage = False  # the database was away since the spool was last empty
+        self.outage = False  # the database is away: set by a failed call, cleared by the drainer
         self._shed = _Throttled("overloaded: %s webhook call(s) spooled to %s (%s)")
         self._spooled = _Throttled("database unavailable: %s webhook call(s) spooled to %s (last: %s)")
         self._refused = _Throttled("spool refused %s webhook call(s) with 503 (%s; last: %s)")
@@ -172,9 +174,16 @@ class SpoolingInbox:
         self._spooled.note(log.warning, str(self.spool.path), cause)
         return True, None
 
+    def database_back(self) -> None:
+        """The drainer stored spooled records: the database answers again. From now on only
+        the citizens with a record in the spool queue behind it; the others are answered
+        inline again, however long the backlog takes to drain."""
+        self.outage = False
+
     def _behind_the_spool(self, key: str) -> bool:
-        """Whether this call must queue behind the spool: all of them after an outage until
-        it is drained, else those whose key (the citizen) has a record waiting there."""
+        """Whether this call must queue behind the spool: all of them while the database is
+        away (no call waits for a database that does not answer), else those whose key (the
+        citizen) has a record waiting there."""
         if not self.spool.has_backlog():
             self.outage = False
             return False

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from callcenter.telephony.agi_channel import (
 )
 from callcenter.telephony.agi_wire import (
     AgiCommandFailed,
+    AgiConnectionLost,
     AgiDeadChannel,
     AgiError,
     AgiHangup,
@@ -49,6 +51,7 @@ from callcenter.telephony.agi_wire import (
 __all__ = [
     "AgiChannel",
     "AgiCommandFailed",
+    "AgiConnectionLost",
     "AgiDeadChannel",
     "AgiEnv",
     "AgiError",
@@ -73,6 +76,12 @@ class AgiServer:
 
     ``on_command(name, seconds)`` is called after every command with its round-trip time
     (e.g. :meth:`callcenter.telephony.stats.RttStats.record`).
+
+    ``keepalive_s``: an Asterisk host that dies, or a link that drops packets without a reset,
+    says nothing, and the call would wait for its next reply for ever (AGI has no ping). The
+    kernel probes a connection idle this long and gives up after :data:`KEEPALIVE_PROBES`
+    unanswered probes (or as long with data unacknowledged): the call then ends as
+    :class:`AgiConnectionLost`. None: the system's defaults (hours).
     """
 
     def __init__(
@@ -84,8 +93,10 @@ class AgiServer:
         env_timeout: float = 10.0,
         hangup_grace: float = 0.05,
         close_timeout: float = 10.0,
+        keepalive_s: float | None = 30.0,
     ) -> None:
         self.host = host
+        self._keepalive_s = keepalive_s
         self._port = port
         self._on_command = on_command
         self._env_timeout = env_timeout
@@ -155,6 +166,8 @@ class AgiServer:
         """One connection. The call runs in a task of its own that :meth:`close` may cancel:
         Python 3.11's stream server logs a spurious error when its own task ends cancelled."""
         self.calls += 1
+        if self._keepalive_s is not None:
+            keep_alive(writer, self._keepalive_s)
         call = asyncio.create_task(self._call(reader, writer), name=f"agi-call-{self.calls}")
         self._tasks.add(call)
         call.add_done_callback(self._tasks.discard)
@@ -181,6 +194,8 @@ class AgiServer:
                 await self._refuse(channel)
             else:
                 await handler(channel)
+        except AgiConnectionLost as exc:
+            log.warning("FastAGI connection lost mid-call on %s: %s", _who(channel, peer), exc)
         except AgiHangup as exc:
             log.debug("AGI call on %s ended by hangup: %s", _who(channel, peer), exc)
         except AgiProtocolError as exc:
@@ -196,6 +211,31 @@ class AgiServer:
             async with asyncio.timeout(5):
                 await channel.verbose(f"1415: no AGI script named {script!r}", 1)
                 await channel.hangup()
+
+
+#: unanswered keepalive probes, one every :data:`KEEPALIVE_EVERY_S`, before a connection is dead
+KEEPALIVE_PROBES = 3
+KEEPALIVE_EVERY_S = 10
+
+
+def keep_alive(writer: asyncio.StreamWriter, idle_s: float) -> None:
+    """TCP keepalive on the connection: probed after ``idle_s`` idle, dead after
+    :data:`KEEPALIVE_PROBES` unanswered probes; data unacknowledged as long also ends it."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    idle = max(1, round(idle_s))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's timings
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_EVERY_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            limit_ms = (idle + KEEPALIVE_PROBES * KEEPALIVE_EVERY_S) * 1000
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, limit_ms)
+    except OSError as exc:  # not TCP (a test's socket pair), or refused: the call goes on
+        log.debug("no TCP keepalive on the FastAGI connection: %s", exc)
 
 
 def _who(channel: AgiChannel | None, peer: object) -> str:

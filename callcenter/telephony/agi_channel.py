@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from callcenter.telephony.agi_wire import (
     AgiCommandFailed,
+    AgiConnectionLost,
     AgiDeadChannel,
     AgiHangup,
     AgiInvalidCommand,
@@ -230,27 +231,32 @@ class AgiChannel:
             return reply
 
     async def _write(self, line: str) -> None:
-        if self._writer.is_closing():
-            raise AgiHangup("the FastAGI connection is closed", command=line)
+        if self._writer.is_closing():  # reset or closed while we were not reading
+            raise self._lost("the FastAGI connection is closed", command=line)
         self._writer.write(line.encode(self._encoding) + b"\n")
         try:
             await self._writer.drain()
-        except ConnectionError as exc:
-            self.hung_up = True
-            raise AgiHangup(f"connection lost: {exc}", command=line) from exc
+        except OSError as exc:  # reset, or timed out (keepalive, TCP_USER_TIMEOUT)
+            raise self._lost(f"connection lost: {exc}", command=line) from exc
 
     async def _readline(self) -> str:
         try:
             raw = await self._reader.readline()
         except ValueError as exc:  # longer than the StreamReader limit
             raise AgiProtocolError(f"FastAGI line too long: {exc}") from exc
-        except ConnectionError as exc:
-            self.hung_up = True
-            raise AgiHangup(f"connection lost: {exc}") from exc
+        except OSError as exc:  # reset, or timed out (keepalive, TCP_USER_TIMEOUT)
+            raise self._lost(f"connection lost: {exc}") from exc
         if not raw.endswith(b"\n"):
-            self.hung_up = True
-            raise AgiHangup("Asterisk closed the FastAGI connection")
+            raise self._lost("Asterisk closed the FastAGI connection")
         return raw[:-1].decode(self._encoding, "replace").removesuffix("\r")
+
+    def _lost(self, message: str, *, command: str = "") -> AgiHangup:
+        """The connection is gone: after a ``HANGUP`` (or ours) that is the call's end as
+        expected; before it, :class:`AgiConnectionLost` (Asterisk or the link failed)."""
+        known, self.hung_up = self.hung_up, True
+        if known:
+            return AgiHangup(message, command=command)
+        return AgiConnectionLost(message, command=command)
 
     async def _read_reply(self, command: str) -> tuple[AgiReply, bool]:
         """Read up to the final reply line, skipping ``100 Trying`` and noting ``HANGUP``."""

@@ -67,6 +67,14 @@ class AgiHangup(AgiError):
     error_id = "agi_hangup"
 
 
+class AgiConnectionLost(AgiHangup):
+    """The FastAGI connection ended (reset, or closed) before Asterisk said ``HANGUP``:
+    Asterisk died, or the link between it and the engine failed. Nothing more reaches the
+    caller (Asterisk hangs up a call whose AGI ended); the citizen did not hang up."""
+
+    error_id = "agi_connection_lost"
+
+
 class AgiDeadChannel(AgiHangup):
     """``511``: the command is not permitted on a dead channel (a hangup, seen from the reply)."""
 

@@ -19,6 +19,10 @@ Replaced, and why:
   task with exponential back-off, ``connected`` state and ``on_disconnect``/``on_reconnect``;
 * re-sending queued actions on ``FullyBooted`` after a reconnect: an Originate sent twice rings
   a citizen twice, so actions in flight fail with :class:`AmiConnectionError` instead;
+* a session counted as up once logged in: Asterisk takes logins while it still boots, before
+  its dialplan and channel drivers are loaded, and refuses an Originate then ("Extension does
+  not exist"), a citizen's try spent on a restart. Here the session is up at ``FullyBooted``
+  (sent right after the login once booted, else when the boot ends);
 * event dispatch: ``asyncio.ensure_future`` without keeping the task (errors unobserved);
 * serialisation: ``Action.__str__`` sorts headers; Asterisk keeps order (``Variable`` lines);
 * an ``Error`` response to an event-list action never resolved its future;
@@ -42,6 +46,7 @@ from typing import Any, Literal
 from panoramisk import Manager, actions
 from panoramisk.ami_protocol import AMIProtocol
 
+from callcenter.aio import wait_any
 from callcenter.telephony.ami_message import (
     AmiActionError,
     AmiConnectionError,
@@ -128,6 +133,8 @@ class _Manager(Manager):  # type: ignore[misc]
         self.callbacks.clear()  # drop the FullyBooted → re-send-queued-actions hook
         self.patterns.clear()
         self._client = client
+        self.booted = asyncio.Event()  # this connection saw FullyBooted
+        self.lost = asyncio.Event()  # this connection ended
 
     def attach(self, protocol: _Protocol) -> None:
         protocol.factory = self
@@ -138,11 +145,15 @@ class _Manager(Manager):  # type: ignore[misc]
         self.responses = protocol.responses
 
     def dispatch(self, event: Any) -> list[str]:
-        self._client._dispatch(AmiMessage.from_panoramisk(event))
+        message = AmiMessage.from_panoramisk(event)
+        if (message.event or "").lower() == "fullybooted":
+            self.booted.set()
+        self._client._dispatch(message)
         return []
 
     def connection_lost(self, exc: object) -> None:
         self.awaiting_actions.clear()  # failed by the client, never re-sent
+        self.lost.set()
         self._client._connection_lost(self, exc)
 
 
@@ -162,6 +173,7 @@ class AmiClient:
         reconnect_max_delay: float = 30.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 5.0,
+        boot_timeout: float | None = 60.0,
         on_reconnect: StateCallback | None = None,
         on_disconnect: StateCallback | None = None,
     ) -> None:
@@ -171,6 +183,9 @@ class AmiClient:
         self.action_timeout = action_timeout
         self.reconnect_delay, self.reconnect_max_delay = reconnect_delay, reconnect_max_delay
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        #: after the login, how long to wait for ``FullyBooted`` (None: not at all); only when
+        #: the session receives ``system`` events (``events`` None, ``on``, or naming them)
+        self.boot_timeout = boot_timeout if _sees_system_events(events) else None
         self.state: State = "disconnected"
         self.failure: AmiError | None = None
         self.reconnects = 0
@@ -242,6 +257,23 @@ class AmiClient:
             manager.close()
             text = reply.get("Message") or reply.response
             raise AmiLoginError(f"AMI login as {self.username!r} refused: {text}", response=reply)
+        if self.boot_timeout is not None and not manager.booted.is_set():
+            await self._wait_booted(manager, self.boot_timeout)
+
+    async def _wait_booted(self, manager: _Manager, within_s: float) -> None:
+        """Until this connection sees ``FullyBooted`` (Asterisk still booting: its dialplan
+        and channel drivers may not be loaded yet); AmiConnectionError if it ends or times out."""
+        log.info("AMI logged in to %s:%d; waiting for Asterisk to finish booting", self.host, self.port)
+        await wait_any(manager.booted, manager.lost, seconds=within_s)
+        if manager.booted.is_set() and not manager.lost.is_set():
+            return
+        manager.close()
+        if manager.lost.is_set():
+            raise AmiConnectionError(f"AMI connection to {self.host}:{self.port} lost while Asterisk booted")
+        raise AmiConnectionError(
+            f"no FullyBooted from Asterisk at {self.host}:{self.port} within {within_s:g}s of the login "
+            "(still booting, or the AMI user may not read 'system' events: see read= in manager.conf)"
+        )
 
     def _become_connected(self) -> None:
         self.state = "connected"
@@ -487,3 +519,12 @@ class AmiClient:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("AMI task %s failed", task.get_name(), exc_info=exc)
+
+
+def _sees_system_events(events: str | None) -> bool:
+    """Whether a login with this ``Events`` header receives ``FullyBooted`` (class ``system``):
+    no header or ``on`` means every class the user may read (manager.conf ``read=``)."""
+    if events is None:
+        return True
+    classes = {part.strip().lower() for part in events.split(",")}
+    return bool(classes & {"on", "yes", "true", "all", "system"})

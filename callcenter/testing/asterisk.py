@@ -62,11 +62,19 @@ from callcenter.testing.asterisk_base import (
     _udp_bound,
     free_port,
 )
-from callcenter.testing.sipp import SippProcess, SippResult, UasBehaviour, dtmf_xml, render_scenario
+from callcenter.testing.sipp import (
+    Audio,
+    Media,
+    SippProcess,
+    SippResult,
+    UasBehaviour,
+    dtmf_xml,
+    render_scenario,
+)
 
 __all__ = [
     "DIALPLANS_DIR", "REPO_ROOT", "AmiMessage", "AmiSession", "AsteriskError", "AsteriskInstance",
-    "AsteriskUnavailable",
+    "AsteriskUnavailable", "Audio",
     "SippProcess", "SippResult", "Toolchain", "UasBehaviour", "free_port", "parse_conf", "toolchain",
 ]  # fmt: skip
 
@@ -380,7 +388,7 @@ class AsteriskInstance:
         self.write_conf()
         started = time.monotonic()
         verbose = ["-" + "v" * self.verbosity] if self.verbosity else []
-        with self.console_log.open("wb") as console:
+        with self.console_log.open("ab") as console:  # a restart appends
             # Popen, not asyncio: it returns at once, spawns in this thread (PR_SET_PDEATHSIG
             # follows the thread) and the finalizer can kill it without an event loop.
             self._proc = subprocess.Popen(  # noqa: ASYNC220
@@ -415,9 +423,7 @@ class AsteriskInstance:
 
     async def stop(self) -> None:
         """Kill running SIPps; SIGTERM Asterisk (its fast shutdown), SIGKILL after 5 s."""
-        sipps, self._sipps = self._sipps, []
-        for sipp in sipps:
-            await sipp.stop()
+        await self.stop_sipps()
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -428,6 +434,20 @@ class AsteriskInstance:
         _kill_all(self._procs)
         if self._own_run:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    async def stop_sipps(self) -> None:
+        """Kill the SIPps this instance started (calls a crash left waiting for a BYE)."""
+        sipps, self._sipps = self._sipps, []
+        for sipp in sipps:
+            await sipp.stop()
+
+    async def crash(self) -> None:
+        """SIGKILL Asterisk alone, as a crash would end it: no BYE to SIP peers, no hangup to
+        FastAGI sessions, AMI sockets closed by the kernel; SIPps keep running. :meth:`start`
+        again boots it on the same configuration and ports (an operator's restart)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            await asyncio.to_thread(_kill, proc)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -481,7 +501,7 @@ class AsteriskInstance:
     async def sipp_uac(
         self,
         *,
-        keys: str = "",
+        keys: Media = "",
         calls: int = 1,
         concurrent: int | None = None,
         rate: float = 10.0,
@@ -492,7 +512,8 @@ class AsteriskInstance:
     ) -> SippResult:
         """``calls`` SIP calls to 1415 as the ``citizen`` endpoint, ``concurrent`` at a time,
         started at ``rate`` per second; each answers, waits ``delay_ms``, plays ``keys``
-        (RFC 2833; ``w``/``W`` pause 0.5/1 s) and then waits for Asterisk's BYE — or, with
+        (RFC 2833; ``w``/``W`` pause 0.5/1 s; a list may put :class:`Audio` between them: what
+        the caller says) and then waits for Asterisk's BYE — or, with
         ``hangup_after_ms``, hangs up itself that long after the keys (a caller who gives up)."""
         values = {"DTMF": dtmf_xml(keys, self.workdir), "DELAY_MS": str(delay_ms), "CALLER": caller}
         if hangup_after_ms is None:

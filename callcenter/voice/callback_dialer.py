@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callcenter import models
 from callcenter.desk.acd import Acd
+from callcenter.outages import OutageLog, unavailable
 from callcenter.routing.model import AgentState, EntryKind
 from callcenter.routing.store import AgentRecord
 from callcenter.settings import Settings
@@ -83,12 +84,17 @@ class CallbackDialer:
         self._calls: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event, *, every_s: float = 1.0) -> None:
+        outage = OutageLog(log, "callback dialer")  # a restart of Redis or PostgreSQL: one line
         try:
             while not stop.is_set():
                 try:
                     await self.tick()
-                except Exception:
-                    log.exception("callback dialer tick failed")
+                    outage.recovered()
+                except Exception as exc:
+                    if unavailable(exc):
+                        outage.failed(exc, every_s)
+                    else:
+                        log.exception("callback dialer tick failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), every_s)
         finally:

@@ -21,6 +21,9 @@ delivery's outcome (:mod:`.outcomes`); the call holds its channel until its Hang
   the re-login (:class:`~.dial_calls.CallBook`); a delivery whose Originate may have gone out
   is never dialled again until it is settled.
 * Crash: rows of a dead dialer stay ``sending`` without heartbeat; the next dialer settles them.
+* PostgreSQL or Redis away (a restart, a failover): the dialer waits with back-off, logging the
+  outage once, and dials again when they answer; outcomes of calls already placed wait in
+  order for the database instead of being dropped. It never exits for an outage.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.campaigns.quiet import parse_hhmm, quiet_until
 from callcenter.campaigns.ratelimit import TokenBucket
 from callcenter.campaigns.service import cached_status, move
+from callcenter.outages import Backoff, OutageLog, unavailable
 from callcenter.settings import Settings
 from callcenter.telephony import names
 from callcenter.telephony.ami import AmiActionError, AmiClient, AmiError, AmiLoginError, AmiMessage
@@ -104,6 +108,9 @@ class Dialer:
         self._resync_now = asyncio.Event()
         self._writes: asyncio.Queue[Write] = asyncio.Queue()
         self._active = False
+        self._outage = OutageLog(log, "dialer")
+        self._chores_outage = OutageLog(log, "dialer housekeeping")
+        self._writes_outage = OutageLog(log, "dialer writing outcomes")
         ami.on_disconnect(self._on_disconnect)
         ami.on_reconnect(self._on_reconnect)
 
@@ -119,8 +126,7 @@ class Dialer:
         try:
             if self.ami.state in ("disconnected", "failed"):
                 await self.ami.connect()
-            await self._refresh_campaigns()
-            await self._recover_stale()
+            await self._prepare(stop)
             pump = asyncio.create_task(self._pump(stop), name="dialer-pump")
             chores = asyncio.create_task(self._housekeeping(), name="dialer-housekeeping")
             try:
@@ -140,17 +146,50 @@ class Dialer:
             self._active = False
             for name in EVENTS:
                 self.ami.off(name, self._on_event)
-            await self._writes.join()
+            try:  # the database may be away: the rows of unwritten outcomes stay ``sending``
+                await asyncio.wait_for(self._writes.join(), self.settings.originate_timeout_s + 30)
+            except TimeoutError:
+                log.warning(
+                    "dialer stopping with %d outcomes unwritten; the next dialer settles their rows",
+                    self._writes.qsize(),
+                )
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
 
+    async def _prepare(self, stop: asyncio.Event) -> None:
+        """The running campaigns known and a dead dialer's rows settled before the first call;
+        while the database is away, wait for it (with back-off) rather than end the process."""
+        backoff = Backoff(first_s=0.5, max_s=10.0)
+        while not stop.is_set():
+            try:
+                await self._refresh_campaigns()
+                await self._recover_stale()
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                delay = backoff.next()
+                self._outage.failed(exc, delay)
+                await _sleep(stop, delay)
+                continue
+            self._outage.recovered()
+            return
+
     async def _pump(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(first_s=0.5, max_s=5.0)
         while not stop.is_set():
             try:
                 await self._pump_once(stop)
+                if backoff.tries:
+                    backoff.reset()
+                    self._outage.recovered()
             except AmiLoginError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if unavailable(exc):  # back off while the outage lasts; one line in the log
+                    delay = backoff.next()
+                    self._outage.failed(exc, delay)
+                    await _sleep(stop, delay)
+                    continue
                 log.exception("dialer: dialling step failed; going on in a second")
                 await _sleep(stop, 1.0)
 
@@ -168,15 +207,19 @@ class Dialer:
         if item is None:
             await _sleep(stop, 0.2)
             return
-        while True:  # a token of the trunk's start rate, watching pause / cancel meanwhile
-            if stop.is_set():
-                self._queue.appendleft(item)
-                return
-            if not await self._may_dial(item.campaign_id):
-                await self._release_campaign(item.campaign_id, item)
-                return
-            if await self.bucket.take(1, max_wait=0.1):
-                break
+        try:
+            while True:  # a token of the trunk's start rate, watching pause / cancel meanwhile
+                if stop.is_set():
+                    self._queue.appendleft(item)
+                    return
+                if not await self._may_dial(item.campaign_id):
+                    await self._release_campaign(item.campaign_id, item)
+                    return
+                if await self.bucket.take(1, max_wait=0.1):
+                    break
+        except Exception:  # Redis or PostgreSQL away: the claimed row waits for the next try
+            self._queue.appendleft(item)
+            raise
         if not self.ami.connected or self.book.in_progress >= self.channels:
             self._queue.appendleft(item)
             return
@@ -329,18 +372,30 @@ class Dialer:
         self._writes.put_nowait(job)
 
     async def _writer(self) -> None:
+        """Writes in order; one that meets a database outage waits for it (with back-off, for
+        as long as it lasts: the outcome of a placed call must not be dropped, or its citizen
+        would be dialled again), one that fails otherwise is tried six times."""
         while True:
             job = await self._writes.get()
             try:
-                for attempt in range(6):
+                failures = 0
+                backoff = Backoff(first_s=0.2, max_s=5.0)
+                while True:
                     try:
                         await job()
+                        self._writes_outage.recovered()
                         break
-                    except Exception:
-                        if attempt == 5:
+                    except Exception as exc:
+                        if unavailable(exc):
+                            delay = backoff.next()
+                            self._writes_outage.failed(exc, delay)
+                            await asyncio.sleep(delay)
+                            continue
+                        failures += 1
+                        if failures == 6:
                             log.exception("dialer: a write failed for good")
-                        else:
-                            await asyncio.sleep(0.2 * 2**attempt)
+                            break
+                        await asyncio.sleep(0.2 * 2 ** (failures - 1))
             finally:
                 self._writes.task_done()
 
@@ -358,6 +413,7 @@ class Dialer:
                 return True
             return False
 
+        backoff = Backoff(first_s=1.0, max_s=10.0)
         while True:
             try:
                 await _wait(self._resync_now, None, 0.5)
@@ -381,9 +437,17 @@ class Dialer:
                     await self._recover_stale()
                 if self.switch_every_s is not None and due("switch", self.switch_every_s):
                     await self._plan_switches()
+                if backoff.tries:
+                    backoff.reset()
+                    self._chores_outage.recovered()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if unavailable(exc):
+                    delay = backoff.next()
+                    self._chores_outage.failed(exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
                 log.exception("dialer housekeeping failed; going on")
                 await asyncio.sleep(1.0)
 

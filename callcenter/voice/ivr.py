@@ -33,16 +33,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callcenter.desk.acd import Acd
 from callcenter.desk.call_control import take_transfer
 from callcenter.inquiry.definition import Language
+from callcenter.outages import through_outage
 from callcenter.prompts import inquiry_text_prompt_id
 from callcenter.settings import Settings
 from callcenter.telephony import names
-from callcenter.telephony.agi import AgiChannel, AgiDeadChannel, AgiError, AgiHangup, AgiServer
+from callcenter.telephony.agi import (
+    AgiChannel,
+    AgiConnectionLost,
+    AgiDeadChannel,
+    AgiError,
+    AgiHangup,
+    AgiServer,
+)
 from callcenter.telephony.agi_channel import CommandHook
 from callcenter.voice.calls import CallOutcome, CallStart, close_call, open_call
 from callcenter.voice.ivr_inquiry import Keypad, KeypadResult, Progress
 from callcenter.voice.ivr_prompts import Prompts, listen, reference_ids
 from callcenter.voice.ivr_requests import IntakeResult, RequestLine
-from callcenter.voice.ivr_store import VoiceStore, phone_of
+from callcenter.voice.ivr_store import OUTAGE, OUTAGE_BUDGET_S, VoiceStore, phone_of
 from callcenter.voice.tickets import CALLBACK, SERVICE, create_ticket
 from callcenter.voice.to_agent import Handoff, ToAgent, queue_for_key
 
@@ -50,6 +58,8 @@ log = logging.getLogger(__name__)
 
 MENU_TIMEOUT_MS = 5000
 MENU_ATTEMPTS = 3  # invalid or missing keys before goodbye
+#: ``Call.hangup_cause`` of a call whose FastAGI connection was lost (Asterisk or the link)
+LINK_LOST = "FastAGI connection lost"
 
 Flow = Callable[[AgiChannel, Progress], Awaitable[None]]
 
@@ -171,13 +181,19 @@ class Ivr:
             await self.to_agent.agent_answered(call)
 
     async def _recorded(self, call: AgiChannel, start: CallStart, progress: Progress, flow: Flow) -> None:
-        """Run ``flow`` between opening and closing the call's row."""
-        call_id = await open_call(self.engine, start)
+        """Run ``flow`` between opening and closing the call's row (each waits a while for a
+        database that restarts, as every statement of the call does)."""
+        call_id = await through_outage(
+            lambda: open_call(self.engine, start), budget_s=OUTAGE_BUDGET_S, what=OUTAGE.what, outage=OUTAGE
+        )
         progress.call_id = call_id
-        outcome = CallOutcome.ABANDONED
+        outcome, cause = CallOutcome.ABANDONED, None
         try:
             await flow(call, progress)
             outcome = _outcome(progress, hung_up=False)
+        except AgiConnectionLost:  # Asterisk died or the link failed: not the citizen's doing
+            outcome, cause = _outcome(progress, hung_up=True, lost=True), LINK_LOST
+            raise
         except (AgiHangup, AgiDeadChannel):
             outcome = _outcome(progress, hung_up=True)
             raise
@@ -189,9 +205,12 @@ class Ivr:
                     await call.hangup()
             raise
         finally:
-            await close_call(
-                self.engine, call_id, outcome=outcome, language=progress.language,
-                citizen_id=progress.citizen_id, session_id=progress.session_id,
+            await through_outage(
+                lambda: close_call(
+                    self.engine, call_id, outcome=outcome, language=progress.language,
+                    citizen_id=progress.citizen_id, session_id=progress.session_id, hangup_cause=cause,
+                ),
+                budget_s=OUTAGE_BUDGET_S, what=OUTAGE.what, outage=OUTAGE,
             )  # fmt: skip
 
     # -- inbound --------------------------------------------------------------------------------
@@ -330,13 +349,17 @@ class Ivr:
         await call.hangup()
 
 
-def _outcome(progress: Progress, *, hung_up: bool) -> CallOutcome:
+def _outcome(progress: Progress, *, hung_up: bool, lost: bool = False) -> CallOutcome:
+    """What the call achieved; short of that, how it ended: ``lost`` (the FastAGI link went
+    before Asterisk said HANGUP) fails on our side, which is no abandonment by the citizen."""
     if progress.completed:
         return CallOutcome.COMPLETED
     if progress.connected:
         return CallOutcome.CONNECTED
     if progress.ticket:
         return CallOutcome.CALLBACK
+    if lost:
+        return CallOutcome.FAILED
     return CallOutcome.ABANDONED if hung_up else CallOutcome.ANSWERED
 
 

@@ -1,6 +1,7 @@
 """The voice IVR's database work on the tables the SMS side uses: one ``inquiry_session`` per
 (inquiry, citizen) with an optimistic ``version``, one ``answer`` per (inquiry, question,
-citizen) whatever the channel (``channel="voice"``, ``message_id`` NULL).
+citizen) whatever the channel (``channel="voice"``, ``message_id`` NULL). A call lives through a
+database restart: each statement waits for it a while (:data:`OUTAGE_BUDGET_S`).
 
 SQLAlchemy Core, the same statements on PostgreSQL and SQLite. A call holds no transaction
 across prompts: the session is read again before each question (a reply by SMS meanwhile
@@ -14,6 +15,7 @@ inquiry sends nothing, but still takes the answers citizens bring, as on SMS).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, select, update
@@ -24,6 +26,7 @@ from callcenter.inquiries import DefinitionCache
 from callcenter.inquiry.definition import Inquiry, Language
 from callcenter.inquiry.engine import SessionStatus, State, Step
 from callcenter.inquiry.order import order_text
+from callcenter.outages import OutageLog, outage_tolerant
 from callcenter.phones import InvalidPhone, normalize_phone
 from callcenter.sql import insert
 
@@ -35,6 +38,13 @@ K = models.table(models.Campaign)
 
 OPEN = ("running", "paused")
 CHANNEL = "voice"
+#: how long a caller's next step waits for a database that restarts or fails over (the caller
+#: hears silence meanwhile), before the call ends with an apology
+OUTAGE_BUDGET_S = 20.0
+#: every read and write of a call: safe to run twice (a commit whose answer was lost is met
+#: again by ON CONFLICT, or by the session's version check: the question has moved on)
+OUTAGE = OutageLog(logging.getLogger(__name__), "IVR calls")  # one line per outage, not per call
+_through_outage = outage_tolerant(budget_s=OUTAGE_BUDGET_S, outage=OUTAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,7 @@ class VoiceStore:
 
     # -- who and what ---------------------------------------------------------------------------
 
+    @_through_outage
     async def open_inquiry(self) -> int | None:
         """The inquiry inbound callers answer (see the module docstring), or None."""
         async with self.engine.connect() as conn:
@@ -90,6 +101,7 @@ class VoiceStore:
             value = found.scalar_one_or_none()
         return None if value is None else int(value)
 
+    @_through_outage
     async def campaign_inquiry(self, campaign_id: int) -> int | None:
         async with self.engine.connect() as conn:
             value = (await conn.execute(select(K.c.inquiry_id).where(K.c.id == campaign_id))).scalar()
@@ -99,6 +111,7 @@ class VoiceStore:
         found = await self.citizen(phone)
         return None if found is None else found[0]
 
+    @_through_outage
     async def citizen(self, phone: str) -> tuple[int, Language] | None:
         """(id, language) of the citizen with ``phone``, or None."""
         async with self.engine.connect() as conn:
@@ -107,6 +120,7 @@ class VoiceStore:
             return None
         return int(row.id), "en" if row.language == "en" else "ar"
 
+    @_through_outage
     async def register(self, phone: str, language: str) -> int:
         """The citizen with ``phone``, registered first if unknown (a caller answering the
         open inquiry becomes a citizen, as the register only learns numbers by contact)."""
@@ -118,11 +132,13 @@ class VoiceStore:
             )
             return int((await conn.execute(select(C.c.id).where(C.c.phone == phone))).scalar_one())
 
+    @_through_outage
     async def definition(self, inquiry_id: int, status: str | None = None) -> Inquiry:
         return await self.definitions.get(inquiry_id, status)
 
     # -- the session ----------------------------------------------------------------------------
 
+    @_through_outage
     async def session(self, inquiry_id: int, citizen_id: int, language: str) -> VoiceSession:
         """The citizen's session for the inquiry, opened (empty, version 0) if there is none."""
         async with self.engine.begin() as conn:
@@ -147,6 +163,7 @@ class VoiceStore:
         assert found is not None
         return found
 
+    @_through_outage
     async def reread(self, session: VoiceSession) -> VoiceSession:
         """The session as it is now (another channel may have moved it)."""
         found = await self._read(S.c.id == session.id)
@@ -178,6 +195,7 @@ class VoiceStore:
             inquiry_status=row.inquiry_status,
         )
 
+    @_through_outage
     async def write_step(self, session: VoiceSession, step: Step, raw: str) -> tuple[bool, bool]:
         """Write one engine step: (applied, answer recorded). Not applied: the session moved
         since it was read (version check); read it again and re-run the engine."""

@@ -76,7 +76,14 @@ from callcenter.routing.store import AgentRecord, Caller, LockLost, Outcome, Rou
 from callcenter.settings import Settings
 from callcenter.sms.notices import notice_text, send_notice
 from callcenter.telephony import names
-from callcenter.telephony.agi import AgiChannel, AgiCommandFailed, AgiDeadChannel, AgiError, AgiHangup
+from callcenter.telephony.agi import (
+    AgiChannel,
+    AgiCommandFailed,
+    AgiConnectionLost,
+    AgiDeadChannel,
+    AgiError,
+    AgiHangup,
+)
 from callcenter.voice.callbacks import Booked, Place, book_callback, set_callback_status
 from callcenter.voice.ivr_inquiry import Progress
 from callcenter.voice.ivr_prompts import Prompts, listen, reference_ids
@@ -210,6 +217,8 @@ class ToAgent:
             handoff = await self._hold(call, progress, wait)
             reason = "ended"
             return handoff
+        except AgiConnectionLost:  # Asterisk or the link failed: not an abandonment
+            raise
         except (AgiHangup, AgiDeadChannel):
             reason = "abandoned"
             raise

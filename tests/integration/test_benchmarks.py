@@ -111,6 +111,22 @@ TINY: dict[str, list[tuple[list[str], set[str]]]] = {
             {"work_queue_p99_ms", "sla_recompute_s", "open311_get_p99_ms", "status_lookup_p99_ms"},
         ),
     ],
+    "faults.py": [
+        (
+            ["--citizens", "60", "--faults", "postgres_restart,kill_serve", "--gap", "0", "--down", "1"],
+            {
+                "citizens",
+                "replies_sent",
+                "answers_recorded",
+                "lost",
+                "duplicated",
+                "replies_during_db_outage",
+                "sms_sent_twice",
+                "recovery_s",
+                "faults",
+            },
+        ),
+    ],
     "results_scale.py": [
         (
             ["--citizens", "2000", "--questions", "3", "--municipalities", "12"],

@@ -78,6 +78,31 @@ async def test_a_duplicate_webhook_records_nothing_new(
     assert await count(engine, M) == 1
 
 
+async def test_a_gateway_retry_whose_answer_was_lost_gets_the_same_reply_and_records_nothing_new(
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
+) -> None:
+    """serve killed after the step, before its HTTP answer: the gateway sends the message
+    again, and the citizen must still be asked the next question (once recorded)."""
+    phone = invited[1][0]
+    first = await inbox.receive(sms(phone, "3", "lost-answer"))
+    again = await inbox.receive(sms(phone, "3", "lost-answer"))
+    assert first is not None and "السؤال الثاني" in first
+    assert again == first
+    assert await count(engine, A) == 1 and await count(engine, M) == 1
+
+
+async def test_a_gateway_retry_of_a_message_stored_but_never_processed_processes_it_once(
+    engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
+) -> None:
+    phone = invited[1][1]
+    message = sms(phone, "4", "killed-after-store")
+    await inbox.store.save(message, phone)  # serve killed between the store and the step
+    reply = await inbox.receive(message)  # the gateway's retry
+    assert reply is not None and "السؤال الثاني" in reply
+    assert await count(engine, A) == 1
+    assert await inbox.reprocess_stuck(datetime.now(UTC) + timedelta(seconds=5)) == []
+
+
 async def test_invalid_replies_are_reprompted_politely(
     engine: AsyncEngine, inbox: Inbox, invited: tuple[int, list[str]]
 ) -> None:

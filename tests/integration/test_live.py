@@ -136,11 +136,14 @@ async def test_the_worker_publishes_at_most_every_half_second_and_always_on_a_ch
     for _ in range(20):
         await publisher.chunk_recorded(campaign_id)
         await other_worker.chunk_recorded(campaign_id)
+    await publisher.idle()  # a chunk's publish runs beside the lane
+    await other_worker.idle()
     assert await redis.xlen(stream_key(f"campaign:{campaign_id}")) == 1  # one turn for both workers
     await publisher.changed(campaign_id)
     assert await redis.xlen(stream_key(f"campaign:{campaign_id}")) == 2
     await asyncio.sleep(0.55)
     await other_worker.chunk_recorded(campaign_id)
+    await other_worker.idle()
     events = await redis.xrange(stream_key(f"campaign:{campaign_id}"))
     assert len(events) == 3
 

@@ -19,6 +19,9 @@ from callcenter.telephony.ami import (
     AmiMessage,
 )
 
+#: what a booted Asterisk sends right after a successful login
+BOOTED = b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
+
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
@@ -96,7 +99,7 @@ async def test_actions_in_flight_fail_and_are_not_resent() -> None:
                 action_id = raw.split(b"ActionID: ")[1].split(b"\r\n")[0]
                 if raw.startswith(b"Action: Login"):
                     writer.write(b"Response: Success\r\nActionID: " + action_id +
-                                 b"\r\nMessage: Authentication accepted\r\n\r\n")  # fmt: skip
+                                 b"\r\nMessage: Authentication accepted\r\n\r\n" + BOOTED)  # fmt: skip
                 elif connections == 1:
                     writer.close()  # drop it without answering
                     return
@@ -135,6 +138,8 @@ async def test_silent_connection_is_dropped_by_keepalive() -> None:
                 action_id = raw.split(b"ActionID: ")[1].split(b"\r\n")[0]
                 if raw.startswith(b"Action: Login") or connections > 1:
                     writer.write(b"Response: Success\r\nActionID: " + action_id + b"\r\n\r\n")
+                if raw.startswith(b"Action: Login"):
+                    writer.write(BOOTED)
 
     server = await asyncio.start_server(asterisk, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

@@ -139,6 +139,8 @@ async def test_storing_a_backlog_never_waits_for_the_gateway_to_send_its_replies
     spool = spool_of(tmp_path, senders=10, each=3)
     replies = GatewayAtItsPace()
     drainer = Drainer(spool, SlowInbox(), replies, timeout_s=5, batch_size=10, parallel=4)  # type: ignore[arg-type]
+    back: list[int] = []
+    drainer.on_database_back = lambda: back.append(drainer.stored)
     stop = asyncio.Event()
     try:
         running = asyncio.create_task(drainer.run(stop))
@@ -149,6 +151,7 @@ async def test_storing_a_backlog_never_waits_for_the_gateway_to_send_its_replies
 
         await asyncio.wait_for(stored_all(), 10)  # every batch stored, not one reply sent yet
         assert replies.sent == [] and spool.committed() == spool.size()
+        assert back[:3] == [10, 20, 30]  # the webhooks are told after each stored batch
         replies.opened.set()
 
         async def sent_all() -> None:

@@ -52,6 +52,7 @@ def wrapped(error: BaseException) -> BaseException:
         asyncpg.exceptions.DiskFullError("could not extend file"),
         asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
         asyncpg.exceptions.InterfaceError("connection is closed"),
+        asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation is in progress"),
         wrapped(asyncpg.exceptions.InterfaceError("connection is closed")),
         wrapped(ConnectionRefusedError(111, "refused")),
         sa_exc.TimeoutError("QueuePool limit of size 20 overflow 0 reached, connection timed out"),
@@ -125,6 +126,7 @@ class Harness:
     client: httpx.AsyncClient
     inner: AwayInbox
     spool: Spool
+    webhooks: SpoolingInbox
 
     def spooled(self) -> list[str]:
         return [r.gateway_id or r.ref or "" for r in self.spool.read(0, max_records=1000).records]
@@ -141,7 +143,7 @@ async def harness(tmp_path: Path, *, max_bytes: int = 1 << 20, hang: bool = Fals
     app.state.inbox = SpoolingInbox(inner, spool, timeout_s=0.5)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as client:
-        yield Harness(client, inner, spool)
+        yield Harness(client, inner, spool, app.state.inbox)
     spool.close()
 
 
@@ -184,6 +186,26 @@ async def test_once_spooled_the_next_replies_queue_behind_without_asking_the_dat
     second = await post_signed(away.client, INBOUND, inbound("2", MessageSid="SM2"))
     assert twiml_messages(second) == []  # no inline answer ahead of the first reply's
     assert away.spooled() == ["SM1", "SM2"] and len(away.inner.calls) == 1
+
+
+async def test_once_the_drainer_reaches_the_database_only_citizens_with_a_spooled_reply_queue(
+    away: Harness,
+) -> None:
+    """During the outage every reply is spooled without asking the database; once the drainer
+    has stored records (the database answers), the others are answered inline again while the
+    first citizen's next reply still queues behind the one waiting in the spool."""
+    await post_signed(away.client, INBOUND, inbound("1", MessageSid="SM1"))
+    away.inner.up = True
+    other = await post_signed(away.client, INBOUND, inbound("1", MessageSid="SM2", From="+218910000002"))
+    assert twiml_messages(other) == []  # the database is not known to be back yet
+
+    away.webhooks.database_back()  # what the drainer says after a batch it stored
+
+    third = await post_signed(away.client, INBOUND, inbound("1", MessageSid="SM3", From="+218910000003"))
+    first_again = await post_signed(away.client, INBOUND, inbound("2", MessageSid="SM4"))
+    assert twiml_messages(third) == ["the next question"]
+    assert twiml_messages(first_again) == []  # behind its own first reply
+    assert away.spooled() == ["SM1", "SM2", "SM4"]
 
 
 async def test_kannel_replies_and_delivery_reports_are_spooled_too(away: Harness) -> None:
