@@ -42,6 +42,7 @@ from functools import partial
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callcenter.aio import wait_any
 from callcenter.campaigns.quiet import parse_hhmm, quiet_until
 from callcenter.campaigns.ratelimit import TokenBucket
 from callcenter.campaigns.service import cached_status, move
@@ -169,7 +170,7 @@ class Dialer:
                     raise
                 delay = backoff.next()
                 self._outage.failed(exc, delay)
-                await _sleep(stop, delay)
+                await wait_any(stop, seconds=delay)
                 continue
             self._outage.recovered()
             return
@@ -188,24 +189,24 @@ class Dialer:
                 if unavailable(exc):  # back off while the outage lasts; one line in the log
                     delay = backoff.next()
                     self._outage.failed(exc, delay)
-                    await _sleep(stop, delay)
+                    await wait_any(stop, seconds=delay)
                     continue
                 log.exception("dialer: dialling step failed; going on in a second")
-                await _sleep(stop, 1.0)
+                await wait_any(stop, seconds=1.0)
 
     async def _pump_once(self, stop: asyncio.Event) -> None:
         if not self.ami.connected:
             if self.ami.state == "failed":
                 raise self.ami.failure or AmiLoginError("AMI client failed")
-            await _sleep(stop, 0.1)
+            await wait_any(stop, seconds=0.1)
             return
         if self.book.in_progress >= self.channels:
             self._freed.clear()
-            await _wait(self._freed, stop, 0.5)
+            await wait_any(self._freed, stop, seconds=0.5)
             return
         item = await self._next()
         if item is None:
-            await _sleep(stop, 0.2)
+            await wait_any(stop, seconds=0.2)
             return
         try:
             while True:  # a token of the trunk's start rate, watching pause / cancel meanwhile
@@ -416,7 +417,7 @@ class Dialer:
         backoff = Backoff(first_s=1.0, max_s=10.0)
         while True:
             try:
-                await _wait(self._resync_now, None, 0.5)
+                await wait_any(self._resync_now, seconds=0.5)
                 if self._resync_now.is_set() or (self.book.needs_resync and due("resync", 2.0)):
                     self._resync_now.clear()
                     await self._resync()
@@ -556,23 +557,6 @@ class Dialer:
 
         while ringing() and time.monotonic() < deadline:
             self._freed.clear()
-            await _wait(self._freed, None, 0.2)
+            await wait_any(self._freed, seconds=0.2)
         if ringing():
             log.warning("dialer stopping with %d calls still ringing", ringing())
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    await _wait(stop, None, seconds)
-
-
-async def _wait(event: asyncio.Event, stop: asyncio.Event | None, seconds: float) -> None:
-    """Until ``event`` (or ``stop``) is set, at most ``seconds``."""
-    waiters = [asyncio.ensure_future(event.wait())]
-    if stop is not None:
-        waiters.append(asyncio.ensure_future(stop.wait()))
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
