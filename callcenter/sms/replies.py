@@ -120,17 +120,21 @@ class ReplyOutbox:
         ids = [int(i) for i in answered]
         if not ids:
             return []
-        replies = select(
-            literal("out"),
-            literal(self.gateway.name),
-            literal(PREFIX).concat(cast(M.c.id, String)),
-            M.c.phone,
-            M.c.citizen_id,
-            M.c.session_id,
-            M.c.reply,
-            literal("queued"),
-            func.now(),
-        ).where(M.c.id.in_(ids))
+        replies = (
+            select(
+                literal("out"),
+                literal(self.gateway.name),
+                literal(PREFIX).concat(cast(M.c.id, String)),
+                M.c.phone,
+                M.c.citizen_id,
+                M.c.session_id,
+                M.c.reply,
+                literal("queued"),
+                func.now(),
+            )
+            .where(M.c.id.in_(ids))
+            .order_by(M.c.id)
+        )  # each citizen's replies get ids, so go out, in order
         columns = ["direction", "gateway", "gateway_id", "phone", "citizen_id", "session_id", "body"]
         await conn.execute(
             insert(self.dialect, M)

@@ -5,6 +5,7 @@ Usage::
 
     async with TcpProxy(pbx.ami_port) as proxy:     # the engine connects to proxy.port
         await proxy.cut()                           # open connections reset, new ones refused
+        await proxy.stall()                         # ... or connections taken, never answered
         await proxy.restore()                       # accepting again, on the same port
         tripped = proxy.trip(b"Action: Originate")  # the next Originate reaches Asterisk, its
         await tripped.wait()                        # answer is dropped, then everything is cut
@@ -55,6 +56,7 @@ class TcpProxy:
         self._links: set[_Link] = set()
         self._trip: _Trip | None = None
         self._springs: set[asyncio.Task[None]] = set()
+        self._stalled: socket.socket | None = None
 
     @property
     def open_connections(self) -> int:
@@ -62,6 +64,7 @@ class TcpProxy:
 
     async def restore(self) -> None:
         """Accept connections (again) on :attr:`port`."""
+        self._unstall()
         if self._server is None:
             self._server = await asyncio.start_server(
                 self._accept, "127.0.0.1", self.port, reuse_address=True
@@ -74,6 +77,20 @@ class TcpProxy:
             await self._server.wait_closed()
             self._server = None
         await self.reset_open()
+
+    async def stall(self) -> None:
+        """A peer that stops answering (a failover, a black-holed route): open connections are
+        reset, new ones are taken by the kernel and then nothing, no greeting, ever."""
+        await self.cut()
+        self._stalled = socket.socket()
+        self._stalled.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._stalled.bind(("127.0.0.1", self.port))
+        self._stalled.listen(128)  # never accepted
+
+    def _unstall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.close()
+            self._stalled = None
 
     async def reset_open(self) -> None:
         """Reset every open connection, both ways; new ones are still accepted."""
@@ -170,6 +187,7 @@ class TcpProxy:
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
         await self.cut()
+        self._unstall()
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

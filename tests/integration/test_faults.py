@@ -167,14 +167,15 @@ async def _answers_at_least(fl: FaultLab, n: int) -> bool:
 async def test_redis_restarted_then_flushed_mid_campaign_the_work_is_rebuilt_from_the_outbox(
     lab: Any,
 ) -> None:
-    async with lab(("worker",), sms_citizens=400, env={"CALLCENTER_SMS_RETRY_BASE_S": "1"}) as fl:
+    env = {"CALLCENTER_SMS_RETRY_BASE_S": "1", "CALLCENTER_RECONCILE_AFTER_S": "3"}
+    async with lab(("worker",), sms_citizens=400, env=env) as fl:
         campaign = await fl.sms_campaign(rate_per_s=100)
         await sent_at_least(fl, campaign, 60)
         await fl.restart_redis(down_s=2.0)
         # the worker restarts its arq loop; the lanes it ran are still marked in progress in the
         # Redis saved at shutdown, so they come back through the reconciler once their heartbeats
-        # are found missing (RECONCILE_AFTER 20 s, then its next pass): up to ~40 s on a busy box
-        await sent_at_least(fl, campaign, 200, timeout_s=75)
+        # are found missing (RECONCILE_AFTER, 3 s here, then its next pass)
+        await sent_at_least(fl, campaign, 200, timeout_s=60)
         await fl.flush_redis()  # every job, lane, bucket and cached status gone
         assert fl.role("worker").alive
         await fl.until(lambda: fl.finished(campaign), "the campaign to finish", timeout_s=50)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
@@ -513,3 +514,28 @@ async def test_the_reconciler_and_the_drainer_recovering_one_message_answer_it_o
     assert await answers(pg) == {citizens[0]: ["5"]}
     assert await count(pg, M, M.c.direction == "out") == 1
     assert len(await outbox(redis)) == 1
+
+
+async def test_a_citizens_queued_replies_go_out_in_the_order_of_their_messages(
+    pg: AsyncEngine, redis: aioredis.Redis
+) -> None:
+    """The first message was processed last, so its row sits after the second's in the table
+    (an UPDATE writes a new row version): the replies still go out first, then second — the
+    citizen never reads the third question before the second."""
+    now = datetime.now(UTC)
+    rows = [
+        {"direction": "in", "gateway": "loopback", "gateway_id": f"order-{i}", "phone": "+218910000009",
+         "body": str(i), "reply": f"question {i + 2}", "status": "received", "created_at": now}
+        for i in range(2)
+    ]  # fmt: skip
+    async with pg.begin() as conn:
+        ids = list((await conn.execute(insert(M).returning(M.c.id), rows)).scalars())
+    for message_id in reversed(ids):  # processed out of order
+        async with pg.begin() as conn:
+            await conn.execute(update(M).where(M.c.id == message_id).values(status="processed"))
+    outbox_ = ReplyOutbox(pg, LoopbackGateway(redis))
+
+    queued = await outbox_.queue([("loopback", "order-0"), ("loopback", "order-1")])
+    await outbox_.send(queued)
+
+    assert [body for _, body in await outbox(redis)] == ["question 2", "question 3"]
