@@ -27,7 +27,10 @@ only the values written since this process last read (its decoded copy of the re
 a round over 200 agents and 500 callers then moves a few values instead of all of them. A
 version this process has never seen (another epoch: Redis restarted or was emptied), a log
 that no longer reaches back far enough, or counts that disagree with the copy (a key changed
-by hand) make it read everything again, as does every ``FULL_READ_EVERY``-th read.
+by hand) make it read everything again, as does every ``FULL_READ_EVERY``-th read. A routing
+round first catches up without the lock (the same read, one round trip that yields), so what
+other processes changed in the last second, or a read of everything, is decoded before the
+lock is taken, and the read under the lock brings only what changed in between.
 
 Redis carries the live state only. Every change returns its events; the caller (``desk.acd``)
 appends them to the ``routing_event`` table, from which the state can be rebuilt and from
@@ -117,9 +120,12 @@ return 1
 #: the queues' text (KEYS[4]), the agents (KEYS[5]) and entries (KEYS[6]) changed since the
 #: version ARGV[3]/ARGV[4] as the log (KEYS[3]) tells (or all of them: mode 'full'), both
 #: hashes' sizes, and as ARGV[5] asks the outcomes, stats, contact and announcements' digest
-#: (KEYS[7..10]). Nil: the lock is held by someone else.
+#: (KEYS[7..10]). Nil: the lock is held by someone else. ARGV[7] 'peek': the same read without
+#: the lock (a round catching up before it takes the lock).
 _ACQUIRE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+if ARGV[7] ~= 'peek' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return false
+end
 local t = redis.call('TIME')
 local version = redis.call('HMGET', KEYS[2], 'epoch', 'n')
 local epoch = version[1] or ''
@@ -482,6 +488,7 @@ class RoutingStore:
         self._announced: tuple[bytes | str | None, dict[str, Any]] = (None, {})
         self._commit = self._sync.register_script(_COMMIT)
         self._take = self._sync.register_script(_ACQUIRE)
+        self._peek = redis.register_script(_ACQUIRE)
         self._announce_newer = redis.register_script(_ANNOUNCE)
         self._decoded = _Decoded()
 
@@ -815,7 +822,7 @@ class RoutingStore:
         """One routing decision over the whole state: offers taken (agents reserved, entries out
         of their queues, outcomes written for the processes holding the callers), overflows
         written, announcements refreshed."""
-        locked = self._locked(_ROUND_READS)
+        locked = self._locked(_ROUND_READS, peek=True)
         async with locked as (snap, write):
             if snap.entries:
                 locked.timed = True
@@ -898,8 +905,23 @@ class RoutingStore:
         seconds, micros = await self.redis.time()
         return float(seconds) + float(micros) / 1e6
 
-    def _locked(self, reads: str = _CHANGE_READS) -> _Locked:
-        return _Locked(self, reads)
+    def _locked(self, reads: str = _CHANGE_READS, *, peek: bool = False) -> _Locked:
+        return _Locked(self, reads, peek=peek)
+
+    def _state_keys(self) -> list[str]:
+        k = self.keys
+        return [k.lock, k.version, k.log, k.queues, k.agents, k.entries, k.outcomes, k.stats, k.contact,
+                k.announced_sum]  # fmt: skip
+
+    async def _catch_up(self) -> None:
+        """Bring the kept copy up to date without the lock (one round trip that yields): what
+        changed since the last read is decoded now, so the read under the lock that follows
+        finds little or nothing new (a round's hold is then the decision, not the decoding of
+        a second's worth of other processes' changes, nor now and then of everything)."""
+        decoded = self._decoded
+        epoch, known = decoded.version if decoded.fresh() else ("", 0)
+        found = await self._peek(keys=self._state_keys(), args=["", 0, epoch, known, "0000", LOG_MAX, "peek"])
+        decoded.catch_up(found)
 
     async def _acquire(
         self, reads: str = _CHANGE_READS, *, deadline: float | None = None
@@ -911,9 +933,7 @@ class RoutingStore:
         token = secrets.token_hex(8)
         deadline = deadline or time.monotonic() + LOCK_WAIT_S
         pause = 0.0002
-        k = self.keys
-        keys = [k.lock, k.version, k.log, k.queues, k.agents, k.entries, k.outcomes, k.stats, k.contact,
-                k.announced_sum]  # fmt: skip
+        keys = self._state_keys()
         decoded = self._decoded
         while True:
             started = time.perf_counter()
@@ -989,9 +1009,10 @@ class _Locked:
     """``async with store._locked() as (snapshot, write)``: the lock held, the state read; the
     writes collected in ``write`` are applied on a clean exit (and nothing on an error)."""
 
-    def __init__(self, store: RoutingStore, reads: str) -> None:
+    def __init__(self, store: RoutingStore, reads: str, *, peek: bool = False) -> None:
         self.store = store
         self.reads = reads
+        self.peek = peek
         self.token = ""
         self.write: _Write | None = None
         self.timed = False  # a round that decided: its time goes to ROUND_TIMES
@@ -1007,6 +1028,8 @@ class _Locked:
             log.warning("routing lock not had in %.1f s (this process's changes queue for it)", LOCK_WAIT_S)
             raise RoutingBusy("the routing state is locked for too long") from None
         try:
+            if self.peek:
+                await self.store._catch_up()
             self.token, snap = await self.store._acquire(self.reads, deadline=deadline)
         except BaseException:
             self.local.release()
@@ -1080,13 +1103,20 @@ class _Decoded:
     def read(self, found: Sequence[Any], reads: str) -> Snapshot | None:
         """The snapshot of what ``_ACQUIRE`` returned; ``None`` if the copy, brought up to date,
         does not have as many agents and entries as Redis (read everything then)."""
-        sec, usec, epoch, n, queues, mode, agents, entries, n_agents, n_entries = found[:10]
-        outcomes, stats, contact, announced = _side(found, reads)
+        if not self.catch_up(found):
+            return None
+        sec, usec, queues = found[0], found[1], found[4]
+        return self._snapshot((sec, usec), queues, *_side(found, reads))
+
+    def catch_up(self, found: Sequence[Any]) -> bool:
+        """The copy brought to the version ``_ACQUIRE`` returned; ``False`` (and no version
+        kept, so the next read is of everything) if it then disagrees with the hashes' sizes."""
+        _sec, _usec, epoch, n, _queues, mode, agents, entries, n_agents, n_entries = found[:10]
         version = (_s(epoch or b""), int(n))
         mode = _s(mode)
         if mode == "full":
-            return self.full((sec, usec), version, queues, _pairs(agents), _pairs(entries),
-                             outcomes, stats, contact, announced)  # fmt: skip
+            self._replace(version, _pairs(agents), _pairs(entries))
+            return True
         if mode == "delta":
             _apply(self.agents, self.agent_values, agents, _load_agent)
             _apply(self.entries, self.entry_values, entries, _load_waiting)
@@ -1094,8 +1124,8 @@ class _Decoded:
         self.reads += 1
         if len(self.agent_values) != n_agents or len(self.entry_values) != n_entries:
             self.version = ("", 0)
-            return None
-        return self._snapshot((sec, usec), queues, outcomes, stats, contact, announced)
+            return False
+        return True
 
     def full(
         self,
@@ -1110,11 +1140,16 @@ class _Decoded:
         announced: bytes | str | None,
     ) -> Snapshot:
         """The snapshot of everything read at ``version``, which the copy becomes."""
+        self._replace(version, agents, entries)
+        return self._snapshot(clock, queues, outcomes, stats, contact, announced)
+
+    def _replace(
+        self, version: tuple[str, int], agents: Mapping[Any, Any], entries: Mapping[Any, Any]
+    ) -> None:
         self.agents, self.agent_values = _replace_all(self.agents, agents, _load_agent)
         self.entries, self.entry_values = _replace_all(self.entries, entries, _load_waiting)
         self.version = version
         self.reads = 0
-        return self._snapshot(clock, queues, outcomes, stats, contact, announced)
 
     def _snapshot(
         self,

@@ -432,17 +432,27 @@ async def test_callers_of_a_removed_queue_hear_a_message_and_the_other_queues_go
 
 
 def _modes(store: RoutingStore) -> list[str]:
-    """Record how each lock-and-read of ``store`` read the agents and entries."""
+    """Record how each read of ``store`` read the agents and entries: a round's read without
+    the lock first (``peek:``), then the read under the lock."""
     seen: list[str] = []
-    take = store._take
+    take, peek = store._take, store._peek
+
+    def mode(found: Any) -> str:
+        return str(found[5].decode() if isinstance(found[5], bytes) else found[5])
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         found = take(*args, **kwargs)
         if found is not None:
-            seen.append(found[5].decode() if isinstance(found[5], bytes) else found[5])
+            seen.append(mode(found))
+        return found
+
+    async def peek_spy(*args: Any, **kwargs: Any) -> Any:
+        found = await peek(*args, **kwargs)
+        seen.append("peek:" + mode(found))
         return found
 
     store._take = spy  # type: ignore[method-assign]
+    store._peek = peek_spy  # type: ignore[method-assign, assignment]
     return seen
 
 
@@ -459,13 +469,43 @@ async def test_a_round_reads_only_the_agents_and_entries_changed_since_its_last_
     await other.enqueue(entry(1), Caller(phone="+218911234567"))
     routed = await mine.round()
 
-    assert modes == ["delta"]
+    # what changed was decoded before the lock was taken: under it, nothing new to read
+    assert modes == ["peek:delta", "same"]
     assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "1")]  # 0 is paused
     snap = await mine.snapshot()
     assert snap.agents["2"] is kept  # untouched since: not decoded again
     assert snap.agents["0"].agent.state is AgentState.PAUSED
     await mine.round()
-    assert modes == ["delta", "same"]  # nothing changed between the two
+    assert modes == ["peek:delta", "same", "peek:same", "same"]  # nothing changed between the two
+
+
+async def test_a_change_between_the_rounds_catch_up_and_its_lock_is_read_under_the_lock(
+    redis: aioredis.Redis,
+) -> None:
+    mine = await staffed_store(redis, 2)
+    await mine.round()
+    await mine.enqueue(entry(1), Caller())
+    modes = _modes(mine)
+    catch_up = mine._catch_up
+
+    async def another_process_pauses_agent_0() -> None:
+        client = aioredis.Redis(**redis.connection_pool.connection_kwargs)
+        try:
+            await RoutingStore(client).agent_state("0", AgentState.PAUSED, reason="break")
+        finally:
+            await client.aclose()
+
+    async def then_a_change() -> None:
+        await catch_up()
+        # its own event loop, so not behind this process's local lock (which the round holds)
+        await asyncio.to_thread(asyncio.run, another_process_pauses_agent_0())
+
+    mine._catch_up = then_a_change  # type: ignore[method-assign]
+
+    routed = await mine.round()
+
+    assert modes == ["peek:delta", "delta"]
+    assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "1")]
 
 
 async def test_a_store_reads_everything_again_after_redis_was_emptied(redis: aioredis.Redis) -> None:
@@ -478,7 +518,7 @@ async def test_a_store_reads_everything_again_after_redis_was_emptied(redis: aio
 
     routed = await mine.round()
 
-    assert modes == ["full"]  # another epoch of the version
+    assert modes == ["peek:full", "same"]  # another epoch of the version
     assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "0")]
     assert set((await mine.snapshot()).agents) == {"0"}
 
@@ -498,7 +538,7 @@ async def test_a_store_too_far_behind_the_log_reads_everything(redis: aioredis.R
 
     routed = await mine.round()
 
-    assert modes == ["full"]
+    assert modes == ["peek:full", "same"]
     assert [(o.entry, o.agent) for o in routed.decisions.offers] == [("e1", "1")]
 
 
