@@ -517,7 +517,7 @@ async def test_the_reconciler_and_the_drainer_recovering_one_message_answer_it_o
 
 
 async def test_a_citizens_queued_replies_go_out_in_the_order_of_their_messages(
-    pg: AsyncEngine, redis: aioredis.Redis
+    engine: AsyncEngine, redis: aioredis.Redis
 ) -> None:
     """The first message was processed last, so its row sits after the second's in the table
     (an UPDATE writes a new row version): the replies still go out first, then second — the
@@ -528,17 +528,19 @@ async def test_a_citizens_queued_replies_go_out_in_the_order_of_their_messages(
          "body": str(i), "reply": f"question {i + 2}", "status": "received", "created_at": now}
         for i in range(2)
     ]  # fmt: skip
-    async with pg.begin() as conn:
+    async with engine.begin() as conn:
         ids = list((await conn.execute(insert(M).returning(M.c.id), rows)).scalars())
     for message_id in reversed(ids):  # processed out of order
-        async with pg.begin() as conn:
+        async with engine.begin() as conn:
             await conn.execute(update(M).where(M.c.id == message_id).values(status="processed"))
-    outbox_ = ReplyOutbox(pg, LoopbackGateway(redis))
+    outbox_ = ReplyOutbox(engine, LoopbackGateway(redis))
 
     queued = await outbox_.queue([("loopback", "order-0"), ("loopback", "order-1")])
     await outbox_.send(queued)
 
     assert [body for _, body in await outbox(redis)] == ["question 2", "question 3"]
+    # queued once: the same messages again (a drain replayed) queue nothing more
+    assert await outbox_.queue([("loopback", "order-0"), ("loopback", "order-1")]) == []
 
 
 async def test_replies_are_found_by_gateway_id_through_the_unique_index_whatever_the_statistics(
