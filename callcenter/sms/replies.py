@@ -43,12 +43,12 @@ M = models.table(models.Message)
 PREFIX = "reply:"
 SERVICE_PREFIX = "svc:"  # service messages (queue_text): callbacks, service requests
 STUCK_AFTER = timedelta(minutes=10)
+GIVE_UP_AFTER = timedelta(hours=24)
 #: messages by their gateway's ids, one unique-index lookup each (see ``ReplyOutbox._ids_of``)
 BY_GATEWAY_ID = (
     "SELECT m.id FROM unnest(CAST(:ids AS varchar[])) AS k(gid) CROSS JOIN LATERAL "
     "(SELECT id FROM message WHERE gateway = :gateway AND gateway_id = k.gid OFFSET 0) AS m"
 )
-GIVE_UP_AFTER = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +96,7 @@ class ReplyOutbox:
                 select(M.c.id).where(M.c.gateway == gateway, M.c.gateway_id.in_(list(gateway_ids)))
             )
         else:  # OFFSET 0: the lookup stays a nested loop, not a join planned on statistics
-            found = await conn.execute(
-                text(BY_GATEWAY_ID),
-                {"ids": list(gateway_ids), "gateway": gateway},
-            )
+            found = await conn.execute(text(BY_GATEWAY_ID), {"ids": list(gateway_ids), "gateway": gateway})
         return [int(i) for i in found.scalars()]
 
     async def queue_text(
@@ -160,7 +157,7 @@ class ReplyOutbox:
             )
             .where(M.c.id.in_(ids))
             .order_by(M.c.id)
-        )  # each citizen's replies get ids, so go out, in order
+        )  # in the inbound order: a citizen's replies get ids, and so go out, in that order
         columns = ["direction", "gateway", "gateway_id", "phone", "citizen_id", "session_id", "body"]
         await conn.execute(
             insert(self.dialect, M)
